@@ -174,6 +174,7 @@ export class OnnxCausalLM {
   /** Graph facts. */
   readonly graph: DecoderGraph;
   readonly #session: OrtSession;
+  #positionsRun = 0;
 
   private constructor(files: ModelFiles, session: OrtSession, graph: DecoderGraph) {
     this.files = files;
@@ -204,6 +205,11 @@ export class OnnxCausalLM {
     const files = await resolveModelDir(dir, { dtype: options.dtype });
     const session = await createSession(files.onnxPath, { threads: options.threads });
     return await OnnxCausalLM.fromSession(files, session);
+  }
+
+  /** Token positions run through the graph since load (batch rows counted): what caching saves. */
+  get positionsRun(): number {
+    return this.#positionsRun;
   }
 
   /** KV layout. */
@@ -237,6 +243,7 @@ export class OnnxCausalLM {
       );
     }
     const keep = Math.min(Math.max(1, options.keep ?? 1), seq);
+    this.#positionsRun += batch * seq;
     const feeds = this.#feeds(tokens, past, keep);
     const out = await this.#session.run(feeds);
     return { logits: this.#logits(out.logits, keep), kept: keep, kv: this.#presents(out, past) };

@@ -12,3 +12,14 @@ export * from "./prefix_cache.ts";
 export * from "./causal_lm.ts";
 export * from "./sequence_model.ts";
 export * from "./policy.ts";
+export * from "./worker.ts";
+export * from "./remote_policy.ts";
+export {
+  firstModelId,
+  getJson,
+  type HttpOptions,
+  postJson,
+  RemoteError,
+  type RemoteErrorKind,
+  serverRoot,
+} from "./_http.ts";

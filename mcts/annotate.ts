@@ -1,0 +1,76 @@
+/**
+ * The paper's annotation tree: expand every node fully (K children, to max depth), grade the
+ * terminal leaves against the gold answer, and label every node with its Monte-Carlo score
+ * (correct leaves / leaves below). A leaf cut at max depth without an answer counts as wrong.
+ *
+ * @module
+ */
+import { type Budget, BudgetMeter, childSeed } from "./_budget.ts";
+import { labelMonteCarlo, StepTree } from "./tree.ts";
+import type { Grader, StepPolicy, StepReward, TreeNode } from "./types.ts";
+
+/** Options of {@linkcode annotate}. */
+export interface AnnotateOptions {
+  /** Proposes steps. */
+  policy: StepPolicy;
+  /** Grades a finished solution. */
+  grade: Grader;
+  /** Optional: also record each step's reward-model score. */
+  reward?: StepReward;
+  /** Children per node (reference code: 5). */
+  k?: number;
+  /** Maximum depth (reference code: 5; paper: 7). */
+  maxDepth?: number;
+  /** Sampling temperature (reference code: 0.1). */
+  temperature?: number;
+  /** Budget: stops expanding when spent (the tree is still labelled). */
+  budget?: Budget;
+  /** Seed. */
+  seed?: number;
+  /** Cancellation. */
+  signal?: AbortSignal;
+  /** Clock. */
+  now?: () => number;
+}
+
+/**
+ * Build and label an annotation tree for `question`.
+ *
+ * @param question The problem.
+ * @param options Policy, grader, shape.
+ * @returns The nodes (index = id) with `mcLabel`, `correct` and `terminal` set.
+ */
+export async function annotate(question: string, options: AnnotateOptions): Promise<TreeNode[]> {
+  const k = options.k ?? 5, maxDepth = options.maxDepth ?? 5, seed = options.seed ?? 0;
+  const meter = new BudgetMeter(options.budget ?? {}, options);
+  const tree = new StepTree();
+  const queue: TreeNode[] = [tree.root];
+  while (queue.length && !meter.exhausted()) {
+    const node = queue.shift()!;
+    const steps = tree.steps(node);
+    const props = await options.policy.propose(question, steps, {
+      k,
+      seed: childSeed(seed, node.id),
+      temperature: options.temperature ?? 0.1,
+      signal: options.signal,
+    });
+    meter.simulations++;
+    meter.tokens += props.reduce((s, p) => s + p.tokens, 0);
+    const rewards = options.reward
+      ? await Promise.all(
+        props.map(async (p) => (await options.reward!.score(question, [...steps, p.text])).at(-1)!),
+      )
+      : props.map(() => NaN);
+    const kids = tree.expand(node, props.map((p, i) => ({ ...p, reward: rewards[i] })));
+    for (const c of kids) {
+      if (!c.terminal && c.depth < maxDepth) queue.push(c);
+    }
+  }
+  for (const n of tree.nodes) {
+    if (n.id !== 0 && n.children.length === 0) {
+      n.correct = n.terminal ? options.grade(tree.steps(n)) ?? false : false;
+    }
+  }
+  labelMonteCarlo(tree.nodes);
+  return tree.nodes;
+}
