@@ -1,0 +1,102 @@
+/**
+ * Adapters from model backends to the search interfaces: a `PolicyModel` proposes steps
+ * (generation cut at the step delimiter), a `RewardModel` scores them.
+ *
+ * @module
+ */
+import type { PolicyModel } from "../inference/mod.ts";
+import type { Proposal, ProposeOptions, StepPolicy, StepReward } from "../mcts/mod.ts";
+import { checkScores, type RewardModel } from "../reward/mod.ts";
+
+/** Options of {@linkcode PolicySteps}. */
+export interface PolicyStepsOptions {
+  /** Text before the first step, from the question (default: "Question: {q}\nAnswer:\n"). */
+  prompt?: (question: string) => string;
+  /** Step delimiter (default "\n\n"). */
+  delimiter?: string;
+  /** Per-step token limit: a policy that never emits the delimiter is cut here (default 160). */
+  maxStepTokens?: number;
+  /** Whether a step ends the solution (default: it states a final answer). */
+  isFinal?: (step: string) => boolean;
+}
+
+const FINAL = /(\\boxed\{|[Tt]he (final )?answer is|####)/;
+
+/** The default prompt: a plain question/answer frame. */
+export function plainPrompt(question: string): string {
+  return `Question: ${question}\nAnswer:\n`;
+}
+
+/**
+ * Steps from a {@linkcode PolicyModel}: the prompt for a node is the question frame followed
+ * by every step and its delimiter, so a child's prompt extends its parent's exactly and the
+ * in-process policy reuses the parent's KV cache.
+ */
+export class PolicySteps implements StepPolicy {
+  readonly #policy: PolicyModel;
+  readonly #prompt: (q: string) => string;
+  readonly #delim: string;
+  readonly #max: number;
+  readonly #final: (s: string) => boolean;
+
+  /**
+   * @param policy The model.
+   * @param options Prompt frame, delimiter, per-step limit, final-step test.
+   */
+  constructor(policy: PolicyModel, options: PolicyStepsOptions = {}) {
+    this.#policy = policy;
+    this.#prompt = options.prompt ?? plainPrompt;
+    this.#delim = options.delimiter ?? "\n\n";
+    this.#max = options.maxStepTokens ?? 160;
+    this.#final = options.isFinal ?? ((s) => FINAL.test(s));
+  }
+
+  /** The prompt of the node after `steps`. */
+  promptFor(question: string, steps: readonly string[]): string {
+    return this.#prompt(question) + steps.map((s) => s + this.#delim).join("");
+  }
+
+  /** {@inheritDoc StepPolicy.propose} */
+  async propose(
+    question: string,
+    steps: readonly string[],
+    options: ProposeOptions,
+  ): Promise<Proposal[]> {
+    const gens = await this.#policy.generate(this.promptFor(question, steps), {
+      n: options.k,
+      seed: options.seed,
+      temperature: options.temperature,
+      stop: [this.#delim],
+      maxNewTokens: this.#max,
+      signal: options.signal,
+    });
+    return gens.map((g) => {
+      const text = g.text.endsWith(this.#delim) ? g.text.slice(0, -this.#delim.length) : g.text;
+      return {
+        text,
+        logprob: g.logprobs.reduce((a, b) => a + b, 0),
+        tokens: g.ids.length,
+        terminal: g.finishReason === "eos" || this.#final(text),
+      };
+    }).filter((p) => p.text.trim().length > 0 || p.terminal);
+  }
+}
+
+/** Step scores from a {@linkcode RewardModel}, checked: NaN or out-of-range is an error. */
+export class RewardSteps implements StepReward {
+  readonly #reward: RewardModel;
+
+  /** @param reward The reward model. */
+  constructor(reward: RewardModel) {
+    this.#reward = reward;
+  }
+
+  /** {@inheritDoc StepReward.score} */
+  async score(
+    question: string,
+    steps: readonly string[],
+    options: { signal?: AbortSignal } = {},
+  ): Promise<number[]> {
+    return checkScores(await this.#reward.scoreSteps(question, steps, options), this.#reward.id);
+  }
+}

@@ -1,0 +1,7 @@
+/**
+ * The agent: problems and their formats, answer grading, the loop, the synthetic domain.
+ *
+ * @module
+ */
+export * from "./problems.ts";
+export * from "./grading.ts";
