@@ -23,3 +23,4 @@ export {
   type RemoteErrorKind,
   serverRoot,
 } from "./_http.ts";
+export * from "./progress.ts";

@@ -25,6 +25,7 @@ export class OnnxSequenceModel {
   readonly #hasMask: boolean;
   readonly #hasPositions: boolean;
   readonly #output: string;
+  #positionsRun = 0;
 
   /** Wrap an opened session without KV inputs. */
   constructor(files: ModelFiles, session: OrtSession) {
@@ -60,6 +61,7 @@ export class OnnxSequenceModel {
         `Cannot batch rows of different lengths through ${this.files.onnxPath}: the model has no pad token id`,
       );
     }
+    this.#positionsRun += batch * seq;
     const ids = new BigInt64Array(batch * seq).fill(BigInt(options.padId ?? 0));
     const mask = new BigInt64Array(batch * seq);
     const pos = new BigInt64Array(batch * seq);
@@ -81,6 +83,11 @@ export class OnnxSequenceModel {
       data: raw instanceof Uint16Array ? halfsToFloats(raw) : raw,
       dims: out.dims as number[],
     };
+  }
+
+  /** Token positions run since load (padding included). */
+  get positionsRun(): number {
+    return this.#positionsRun;
   }
 
   /** Release the session. */

@@ -13,6 +13,19 @@ import type { PolicyLoadOptions } from "./policy.ts";
 
 type Pending = { resolve: (v: unknown) => void; reject: (e: Error) => void };
 
+const ERROR_CLASSES: Record<string, new (message: string) => Error> = {
+  RangeError,
+  TypeError,
+  SyntaxError,
+};
+
+/** Rebuild an error that crossed the worker boundary, with its class where it is built in. */
+function revive(e: { name: string; message: string }): Error {
+  if (e.name === "AbortError") return new DOMException(e.message, "AbortError");
+  const Cls = ERROR_CLASSES[e.name];
+  return Cls ? new Cls(e.message) : Object.assign(new Error(e.message), { name: e.name });
+}
+
 /** Options of {@linkcode WorkerHost.start}. */
 export interface WorkerHostOptions {
   /** URL of the module that exports the factory. */
@@ -57,7 +70,7 @@ export class WorkerHost {
         if (m.kind !== "ready") return;
         if (m.error) {
           worker.terminate();
-          reject(Object.assign(new Error(m.error.message), { name: m.error.name }));
+          reject(revive(m.error));
         } else resolve(new WorkerHost(worker, m.id ?? "worker"));
       };
       worker.onerror = (e) => {
@@ -117,7 +130,7 @@ export class WorkerHost {
     const p = this.#pending.get(m.id);
     if (!p) return;
     this.#pending.delete(m.id);
-    if (m.error) p.reject(Object.assign(new Error(m.error.message), { name: m.error.name }));
+    if (m.error) p.reject(revive(m.error));
     else p.resolve(m.value);
   }
 

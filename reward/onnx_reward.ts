@@ -159,6 +159,12 @@ export class OnnxReward implements RewardModel {
     }
   }
 
+  /** Token positions run through the graph since load (what incremental scoring saves). */
+  get positionsRun(): number {
+    const m = this.#model;
+    return m instanceof OnnxCausalLM ? m.positionsRun : m.positionsRun;
+  }
+
   /** {@inheritDoc RewardModel.scoreSteps} */
   async scoreSteps(
     question: string,
