@@ -1,11 +1,27 @@
+// deno-lint-ignore-file no-console -- the CLI entry prints by design
 /**
  * arborist: the command line. The one place that builds concrete backends and wires them.
  *
  * @module
  */
 import { parseArgs, type ParseArgsConfig } from "node:util";
+import {
+  type AgentModels,
+  gradeKindFor,
+  gradeSolution,
+  loadProblems,
+  openPolicy,
+  openReward,
+  type Problem,
+  type ProblemFormat,
+  runAgent,
+  type RunReport,
+  STRATEGIES,
+  type Strategy,
+} from "./agent/mod.ts";
 import { type Dtype, OnnxPolicy } from "./inference/mod.ts";
-import { OnnxReward, type RewardConfig } from "./reward/mod.ts";
+import { type Aggregation, AGGREGATIONS, OnnxReward, type RewardConfig } from "./reward/mod.ts";
+import { openStore, parseShard } from "./store/mod.ts";
 
 /** A usage error: printed as one line, exit code 2. */
 class UsageError extends Error {
@@ -62,10 +78,47 @@ const COMMANDS: Record<string, Command> = {
     run: runScoreSteps,
   },
   agent: {
-    summary: "solve a problem set with reward-guided search (not built yet)",
-    usage: "agent [options]",
-    options: {},
-    run: () => notBuilt("agent", "the search and agent loop (issue 3)"),
+    summary: "solve a problem set with reward-guided search, store every tree, grade the answers",
+    usage:
+      "agent [--problems FILE|synthetic:N] [--format gsm8k|math|processbench|prm800k|auto] [--strategy mcts|greedy|best-of-n|step-greedy|beam] [--n N] [--k K] [--max-depth D] [--simulations S] [--max-tokens T] [--seconds S] [--aggregation min|last|product|mean] [--limit N] [--strict] [--policy DIR|URL] [--reward DIR|URL] [--orm DIR|URL] [--head H] [--format-reward F] [--db URL] [--run-id ID] [--shard i/n] [--concurrency N] [--seed S] [--threads N] [--json]",
+    options: {
+      problems: { type: "string" },
+      format: { type: "string" },
+      strategy: { type: "string" },
+      n: { type: "string" },
+      k: { type: "string" },
+      "max-depth": { type: "string" },
+      simulations: { type: "string" },
+      "max-tokens": { type: "string" },
+      seconds: { type: "string" },
+      aggregation: { type: "string" },
+      limit: { type: "string" },
+      strict: { type: "boolean" },
+      policy: { type: "string" },
+      reward: { type: "string" },
+      orm: { type: "string" },
+      head: { type: "string" },
+      "format-reward": { type: "string" },
+      db: { type: "string" },
+      "auth-token": { type: "string" },
+      "run-id": { type: "string" },
+      shard: { type: "string" },
+      concurrency: { type: "string" },
+      seed: { type: "string" },
+      threads: { type: "string" },
+      "api-key": { type: "string" },
+    },
+    run: runAgentCommand,
+  },
+  grade: {
+    summary: "grade predictions made elsewhere against a problem file",
+    usage: "grade --problems FILE --predictions FILE [--format F] [--json]",
+    options: {
+      problems: { type: "string" },
+      predictions: { type: "string" },
+      format: { type: "string" },
+    },
+    run: runGrade,
   },
   serve: {
     summary: "serve guided reasoning over HTTP (not built yet)",
@@ -187,6 +240,202 @@ async function runScoreSteps(values: Record<string, unknown>): Promise<void> {
   } finally {
     await reward.close();
   }
+}
+
+function oneOf<T extends string>(
+  values: Record<string, unknown>,
+  name: string,
+  allowed: readonly T[],
+): T | undefined {
+  const v = values[name] as string | undefined;
+  if (v === undefined) return undefined;
+  if (!allowed.includes(v as T)) {
+    throw new UsageError(`--${name} must be one of ${allowed.join(", ")}: got '${v}'`);
+  }
+  return v as T;
+}
+
+const FORMATS = ["gsm8k", "math", "processbench", "prm800k", "auto"] as const;
+
+async function problemsFrom(values: Record<string, unknown>): Promise<Problem[]> {
+  const spec = values.problems as string | undefined;
+  if (spec === undefined) {
+    throw new UsageError(
+      "--problems FILE is required: the bundled synthetic problem set and models are not built yet (issue 5)",
+    );
+  }
+  if (spec.startsWith("synthetic:")) {
+    throw new Error("synthetic problems come with the embedded models (issue 5), not built yet");
+  }
+  const format = oneOf(values, "format", FORMATS) ?? "auto";
+  const set = await loadProblems(spec, {
+    format: format as ProblemFormat | "auto",
+    strict: values.strict === true,
+    limit: num(values, "limit", { integer: true, min: 1 }),
+  });
+  for (const e of set.errors) console.error(`warning: ${e.message} (skipped)`);
+  if (set.problems.length === 0) throw new Error(`No problems could be read from ${spec}`);
+  return set.problems;
+}
+
+async function modelsFrom(
+  values: Record<string, unknown>,
+  strategy: Strategy,
+): Promise<AgentModels> {
+  const policyAt = values.policy as string | undefined;
+  if (!policyAt) {
+    throw new UsageError(
+      "--policy DIR|URL is required: the bundled default models are not built yet (issue 5)",
+    );
+  }
+  const threads = num(values, "threads", { integer: true, min: 1 });
+  const apiKey = values["api-key"] as string | undefined;
+  const rewardFlags = {
+    head: values.head as RewardConfig["head"] | undefined,
+    format: values["format-reward"] as RewardConfig["format"] | undefined,
+    threads,
+    apiKey,
+  };
+  const models: AgentModels = { policy: await openPolicy(policyAt, { threads, apiKey }) };
+  try {
+    if (values.reward) models.reward = await openReward(values.reward as string, rewardFlags);
+    if (values.orm) models.orm = await openReward(values.orm as string, rewardFlags);
+    if (!models.reward && !(strategy === "greedy" || (strategy === "best-of-n" && models.orm))) {
+      throw new UsageError(`--strategy ${strategy} needs --reward DIR|URL`);
+    }
+  } catch (e) {
+    await closeModels(models);
+    throw e;
+  }
+  return models;
+}
+
+async function closeModels(m: AgentModels): Promise<void> {
+  await Promise.allSettled([m.policy.close(), m.reward?.close(), m.orm?.close()]);
+}
+
+function summaryTable(r: RunReport): string {
+  const rows = [
+    ["run", r.runId],
+    ["strategy", r.strategy],
+    ["problems finished", String(r.problems)],
+    ["solved by this process", String(r.solvedNow)],
+    ["skipped (already done)", String(r.skipped)],
+    ["correct", String(r.correct)],
+    ["accuracy", Number.isNaN(r.accuracy) ? "-" : `${(100 * r.accuracy).toFixed(1)}%`],
+    ["tokens generated", String(r.tokensGenerated)],
+    ["tokens/s (this process)", (r.tokensNow / Math.max(1e-9, r.seconds)).toFixed(1)],
+    ["seconds", r.seconds.toFixed(1)],
+  ];
+  if (r.stopped) rows.push(["stopped early", "yes (finished problems are committed)"]);
+  return ["| | |", "|---|---|", ...rows.map(([a, b]) => `| ${a} | ${b} |`)].join("\n");
+}
+
+async function runAgentCommand(values: Record<string, unknown>): Promise<void> {
+  const strategy = oneOf(values, "strategy", STRATEGIES) ?? "mcts";
+  const aggregation = oneOf(values, "aggregation", AGGREGATIONS) as Aggregation | undefined;
+  const shard = values.shard === undefined ? undefined : (() => {
+    try {
+      return parseShard(values.shard as string);
+    } catch (e) {
+      throw new UsageError((e as Error).message);
+    }
+  })();
+  const budget = {
+    simulations: num(values, "simulations", { integer: true, min: 1 }),
+    tokens: num(values, "max-tokens", { integer: true, min: 1 }),
+    ms: values.seconds === undefined ? undefined : num(values, "seconds", { min: 0 })! * 1000,
+  };
+  const seed = num(values, "seed", { integer: true }) ?? 0;
+  const problems = await problemsFrom(values);
+  const dbUrl = (values.db as string | undefined) ?? "data/arborist.db";
+  const store = await openStore(dbUrl, {
+    authToken: (values["auth-token"] as string | undefined) ?? Deno.env.get("LIBSQL_AUTH_TOKEN"),
+  });
+  const ac = new AbortController();
+  const onInt = () => {
+    console.error(
+      "\ninterrupted: finishing the problem in flight is skipped; what is done stays committed",
+    );
+    ac.abort();
+  };
+  Deno.addSignalListener("SIGINT", onInt);
+  let models: AgentModels | undefined;
+  try {
+    models = await modelsFrom(values, strategy);
+    const report = await runAgent(problems, {
+      runId: (values["run-id"] as string | undefined) ??
+        `${strategy}-${new Date().toISOString().replace(/[:.]/g, "-")}`,
+      store,
+      models,
+      strategy,
+      source: values.problems as string,
+      n: num(values, "n", { integer: true, min: 1 }),
+      k: num(values, "k", { integer: true, min: 1 }),
+      maxDepth: num(values, "max-depth", { integer: true, min: 1 }),
+      budget: Object.values(budget).some((v) => v !== undefined) ? budget : undefined,
+      aggregation,
+      seed,
+      shard: shard ? { index: shard.index, count: shard.count } : undefined,
+      concurrency: num(values, "concurrency", { integer: true, min: 1 }),
+      signal: ac.signal,
+    });
+    if (values.json) {
+      print(JSON.stringify({
+        run_id: report.runId,
+        strategy: report.strategy,
+        problems: report.problems,
+        correct: report.correct,
+        accuracy: Number.isNaN(report.accuracy) ? null : report.accuracy,
+        tokens_generated: report.tokensGenerated,
+        seconds: report.seconds,
+      }));
+    } else {
+      print(summaryTable(report));
+    }
+  } finally {
+    Deno.removeSignalListener("SIGINT", onInt);
+    if (models) await closeModels(models);
+    await store.close();
+  }
+}
+
+async function runGrade(values: Record<string, unknown>): Promise<void> {
+  const problems = await problemsFrom(values);
+  const byId = new Map(problems.map((p) => [p.id, p]));
+  const path = need(values, "predictions");
+  let text: string;
+  try {
+    text = await Deno.readTextFile(path);
+  } catch (e) {
+    throw new Error(`Cannot read --predictions ${path}: ${(e as Error).message}`);
+  }
+  let total = 0, correct = 0;
+  text.split("\n").forEach((line, i) => {
+    if (line.trim() === "") return;
+    let rec: { id?: unknown; prediction?: unknown };
+    try {
+      rec = JSON.parse(line);
+    } catch (e) {
+      throw new Error(`${path}:${i + 1}: not valid JSON: ${(e as Error).message}`);
+    }
+    if (
+      typeof rec.prediction !== "string" ||
+      (typeof rec.id !== "string" && typeof rec.id !== "number")
+    ) {
+      throw new Error(`${path}:${i + 1}: expected {"id": string|number, "prediction": string}`);
+    }
+    const p = byId.get(String(rec.id));
+    if (!p) throw new Error(`${path}:${i + 1}: no problem with id '${rec.id}' in --problems`);
+    total++;
+    if (
+      p.gold !== undefined &&
+      gradeSolution(rec.prediction, p.gold, { kind: gradeKindFor(p) }).correct
+    ) correct++;
+  });
+  const accuracy = total ? correct / total : 0;
+  if (values.json) print(JSON.stringify({ total, correct, accuracy }));
+  else print(`${correct}/${total} correct (${(100 * accuracy).toFixed(2)}%)`);
 }
 
 /**

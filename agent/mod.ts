@@ -5,3 +5,6 @@
  */
 export * from "./problems.ts";
 export * from "./grading.ts";
+export * from "./adapters.ts";
+export * from "./backends.ts";
+export * from "./loop.ts";

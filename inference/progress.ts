@@ -31,6 +31,7 @@ export class Progress {
   #done = 0;
   #last = -Infinity;
   #fields: Record<string, string> = {};
+  #drawn = -1;
 
   /**
    * @param label Shown before the bar.
@@ -89,11 +90,12 @@ export class Progress {
 
   /** Draw the final state and end the line. */
   finish(): void {
-    this.#draw();
+    if (this.#drawn !== this.#done || this.#o.tty) this.#draw();
     if (this.#o.tty) this.#o.write("\n");
   }
 
   #draw(): void {
+    this.#drawn = this.#done;
     this.#o.write(this.#o.tty ? `\r\x1b[2K${this.line()}` : `${this.line()}\n`);
   }
 }

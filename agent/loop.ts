@@ -1,0 +1,416 @@
+/**
+ * The agent loop: problem -> search -> grade -> store, over a whole problem set, resumable
+ * and shardable, with progress on stderr.
+ *
+ * @module
+ */
+import { type PolicyModel, Progress } from "../inference/mod.ts";
+import {
+  beam,
+  bestOfN,
+  type Budget,
+  greedy,
+  mcts,
+  type SearchEvent,
+  type Solution,
+  type SolutionScorer,
+  stepGreedy,
+  type TreeNode,
+} from "../mcts/mod.ts";
+import { aggregateScores, type Aggregation, type RewardModel } from "../reward/mod.ts";
+import { type RunStore, shardOf, type TrajectoryInput } from "../store/mod.ts";
+import { PolicySteps, type PolicyStepsOptions, RewardSteps } from "./adapters.ts";
+import { answerKey, extractAnswer, gradeKindFor, gradeSolution } from "./grading.ts";
+import type { Problem } from "./problems.ts";
+
+/** Search strategies of the agent. */
+export type Strategy = "mcts" | "greedy" | "best-of-n" | "step-greedy" | "beam";
+
+/** The strategies, for validation and help. */
+export const STRATEGIES: readonly Strategy[] = [
+  "mcts",
+  "greedy",
+  "best-of-n",
+  "step-greedy",
+  "beam",
+];
+
+/** The models a run uses. */
+export interface AgentModels {
+  /** The policy. */
+  policy: PolicyModel;
+  /** The step reward (PRM/HRM) for mcts, step-greedy, beam, and best-of-n without an ORM. */
+  reward?: RewardModel;
+  /** An outcome reward model for best-of-n (scores the whole solution as one step). */
+  orm?: RewardModel;
+}
+
+/** Settings of a search, per problem. */
+export interface SolveOptions {
+  /** Strategy. */
+  strategy: Strategy;
+  /** N of best-of-n and step-greedy; beam width (default 4). */
+  n?: number;
+  /** Children per MCTS expansion / candidates per beam (default 5). */
+  k?: number;
+  /** Maximum steps (default 7). */
+  maxDepth?: number;
+  /** Per-problem budget (MCTS default: 24 simulations). */
+  budget?: Budget;
+  /** How step scores fold into a solution score (default "min"). */
+  aggregation?: Aggregation;
+  /** Sampling temperature (default 1; greedy uses 0). */
+  temperature?: number;
+  /** MCTS: prune children this far under their best sibling (default 0.5). */
+  pruneGap?: number;
+  /** Seed. */
+  seed?: number;
+  /** Prompt frame, step delimiter, per-step token limit. */
+  steps?: PolicyStepsOptions;
+  /** Cancellation. */
+  signal?: AbortSignal;
+  /** Live search events (MCTS). */
+  onEvent?: (e: SearchEvent) => void;
+}
+
+/** What solving one problem gives. */
+export interface Solved {
+  /** The chosen solution's steps. */
+  steps: string[];
+  /** Their rewards (NaN where not scored). */
+  stepRewards: number[];
+  /** The chosen solution's aggregate score (NaN when unscored). */
+  score: number;
+  /** Whether it reached a final step. */
+  complete: boolean;
+  /** Tokens generated. */
+  tokens: number;
+  /** The search tree (MCTS). */
+  tree?: TreeNode[];
+  /** Every candidate solution considered. */
+  candidates: Solution[];
+  /** Wall time in ms. */
+  ms: number;
+}
+
+function needReward(models: AgentModels, strategy: Strategy): RewardModel {
+  if (!models.reward) {
+    throw new Error(`Strategy '${strategy}' needs a step reward model (--reward DIR|URL)`);
+  }
+  return models.reward;
+}
+
+/**
+ * Solve one question with the chosen strategy.
+ *
+ * @param question The problem text.
+ * @param options Models and the search settings.
+ */
+export async function solve(
+  question: string,
+  options: SolveOptions & { models: AgentModels },
+): Promise<Solved> {
+  const { models, strategy } = options;
+  const policy = new PolicySteps(models.policy, options.steps);
+  const agg = options.aggregation ?? "min";
+  const common = {
+    policy,
+    maxDepth: options.maxDepth ?? 7,
+    seed: options.seed ?? 0,
+    temperature: options.temperature,
+    budget: options.budget,
+    signal: options.signal,
+  };
+  const t0 = performance.now();
+  if (strategy === "mcts") {
+    const r = await mcts(question, {
+      ...common,
+      reward: new RewardSteps(needReward(models, strategy)),
+      k: options.k ?? 5,
+      budget: options.budget ?? { simulations: 24 },
+      pruneGap: options.pruneGap ?? 0.5,
+      onEvent: options.onEvent,
+    });
+    const leaves = r.nodes.filter((n) => n.terminal && !n.pruned);
+    const byId = (n: TreeNode) => pathOf(r.nodes, n);
+    const candidates = leaves.map((n) => {
+      const path = byId(n);
+      const stepRewards = path.map((p) => p.reward);
+      return {
+        steps: path.map((p) => p.text),
+        stepRewards,
+        score: aggregateScores(stepRewards, agg),
+        complete: true,
+        tokens: path.reduce((s, p) => s + p.tokens, 0),
+      };
+    });
+    return {
+      steps: r.steps,
+      stepRewards: r.stepRewards,
+      score: aggregateScores(r.stepRewards, agg),
+      complete: r.complete,
+      tokens: r.stats.tokens,
+      tree: r.nodes,
+      candidates,
+      ms: performance.now() - t0,
+    };
+  }
+  let res;
+  if (strategy === "greedy") res = await greedy(question, common);
+  else if (strategy === "best-of-n") {
+    res = await bestOfN(question, { ...common, n: options.n ?? 4, scorer: scorerOf(models, agg) });
+  } else if (strategy === "step-greedy") {
+    const reward = new RewardSteps(needReward(models, strategy));
+    res = await stepGreedy(question, { ...common, n: options.n ?? 4, reward });
+  } else if (strategy === "beam") {
+    const reward = new RewardSteps(needReward(models, strategy));
+    res = await beam(question, {
+      ...common,
+      width: options.n ?? 4,
+      expand: options.k ?? 5,
+      reward,
+    });
+  } else {
+    throw new RangeError(
+      `Cannot solve as 'strategy' must be one of ${
+        STRATEGIES.join(", ")
+      }: current value is ${strategy}`,
+    );
+  }
+  const b = res.best;
+  return {
+    steps: b.steps,
+    stepRewards: b.stepRewards.length ? b.stepRewards : b.steps.map(() => NaN),
+    score: strategy === "greedy" ? NaN : b.score,
+    complete: b.complete,
+    tokens: res.stats.tokens,
+    candidates: res.candidates,
+    ms: performance.now() - t0,
+  };
+}
+
+function pathOf(nodes: TreeNode[], n: TreeNode): TreeNode[] {
+  const out: TreeNode[] = [];
+  for (let c = n; c.parent >= 0; c = nodes[c.parent]) out.push(c);
+  return out.reverse();
+}
+
+/** Best-of-N scorer: the ORM on the whole solution, else aggregated step rewards. */
+function scorerOf(models: AgentModels, agg: Aggregation): SolutionScorer {
+  if (models.orm) {
+    const orm = new RewardSteps(models.orm);
+    return async (q, steps, o) => {
+      const [score] = await orm.score(q, [steps.join("\n\n")], o);
+      return { score, stepRewards: [] };
+    };
+  }
+  const reward = new RewardSteps(needReward(models, "best-of-n"));
+  return async (q, steps, o) => {
+    const stepRewards = await reward.score(q, steps, o);
+    return { score: aggregateScores(stepRewards, agg), stepRewards };
+  };
+}
+
+/** Options of {@linkcode runAgent}. */
+export interface RunAgentOptions extends SolveOptions {
+  /** The run's id (resuming uses the same id). */
+  runId: string;
+  /** The store. */
+  store: RunStore;
+  /** Models. */
+  models: AgentModels;
+  /** Where the problems came from (stored with the run). */
+  source: string;
+  /** This worker's shard of the run. */
+  shard?: { index: number; count: number };
+  /** Problems solved at once (default 1; remote backends take more). */
+  concurrency?: number;
+  /** Progress bar (default: on stderr). */
+  progress?: boolean;
+}
+
+/** Totals of a run, as the CLI prints them. */
+export interface RunReport {
+  /** The run. */
+  runId: string;
+  /** The strategy. */
+  strategy: Strategy;
+  /** Problems finished in the run so far (this process and earlier ones of the same id). */
+  problems: number;
+  /** Of those, correct. */
+  correct: number;
+  /** correct / graded (NaN when nothing was graded). */
+  accuracy: number;
+  /** Tokens generated for the run's finished problems. */
+  tokensGenerated: number;
+  /** Problems finished by this process. */
+  solvedNow: number;
+  /** Tokens generated by this process. */
+  tokensNow: number;
+  /** Wall seconds of this process. */
+  seconds: number;
+  /** Problems skipped because an earlier run of this id finished them. */
+  skipped: number;
+  /** Whether a signal stopped it early. */
+  stopped: boolean;
+}
+
+/**
+ * Solve every problem of a set, store each result in one transaction, skip problems already
+ * finished under this run id, and stop cleanly on abort (what is done stays committed).
+ *
+ * @param problems The problem set.
+ * @param options Store, models, search settings.
+ */
+export async function runAgent(
+  problems: readonly Problem[],
+  options: RunAgentOptions,
+): Promise<RunReport> {
+  const { store, models, strategy } = options;
+  const seed = options.seed ?? 0;
+  await store.getOrCreateRun({
+    id: options.runId,
+    strategy,
+    config: configOf(options),
+    seed,
+    policyId: models.policy.id,
+    rewardId: models.reward?.id ?? models.orm?.id ?? null,
+    problemsSource: options.source,
+    shards: options.shard?.count ?? null,
+  });
+  const finished = await store.finishedProblemIds(options.runId);
+  const mine = problems.filter((p) =>
+    !options.shard || shardOf(p.id, options.shard.count) === options.shard.index
+  );
+  const todo = mine.filter((p) => !finished.has(p.id));
+  const bar = options.progress === false ? undefined : new Progress(`${strategy}`, {
+    total: todo.length,
+    unit: "problems",
+  });
+  const t0 = performance.now();
+  let correct = 0, graded = 0, tokens = 0, done = 0, stopped = false;
+  const work = async (p: Problem) => {
+    const r = await solveAndStore(p, { ...options, seed: seed + p.index });
+    done++;
+    tokens += r.tokens;
+    if (r.correct !== null) {
+      graded++;
+      if (r.correct) correct++;
+    }
+    const secs = (performance.now() - t0) / 1000;
+    bar?.tick(1, {
+      acc: graded ? `${(100 * correct / graded).toFixed(1)}%` : "-",
+      "tok/s": (tokens / secs).toFixed(1),
+    });
+  };
+  try {
+    await pool(todo, options.concurrency ?? 1, work, options.signal);
+  } catch (e) {
+    if (!options.signal?.aborted) throw e;
+    stopped = true;
+  } finally {
+    bar?.finish();
+  }
+  const allDone = !stopped &&
+    (await store.finishedProblemIds(options.runId)).size >= problems.length;
+  await store.setRunStatus(options.runId, stopped ? "stopped" : allDone ? "done" : "running");
+  const total = await store.runSummary(options.runId);
+  return {
+    runId: options.runId,
+    strategy,
+    problems: total.problems,
+    correct: total.correct,
+    accuracy: total.accuracy ?? NaN,
+    tokensGenerated: total.tokens,
+    solvedNow: done,
+    tokensNow: tokens,
+    seconds: (performance.now() - t0) / 1000,
+    skipped: mine.length - todo.length,
+    stopped,
+  };
+}
+
+function configOf(o: RunAgentOptions): Record<string, unknown> {
+  return {
+    n: o.n ?? null,
+    k: o.k ?? null,
+    maxDepth: o.maxDepth ?? 7,
+    budget: o.budget ?? null,
+    aggregation: o.aggregation ?? "min",
+    temperature: o.temperature ?? null,
+  };
+}
+
+/** Solve one problem and store it (problem row, tree, trajectories) in one transaction. */
+async function solveAndStore(
+  p: Problem,
+  options: RunAgentOptions,
+): Promise<{ correct: boolean | null; tokens: number }> {
+  const s = await solve(p.question, options);
+  const kind = gradeKindFor(p);
+  const text = s.steps.join("\n\n");
+  const grade = p.gold !== undefined ? gradeSolution(text, p.gold, { kind }) : undefined;
+  const trajectories: TrajectoryInput[] = [
+    toTrajectory({ steps: s.steps, stepRewards: s.stepRewards, score: s.score }, p, true),
+    ...s.candidates
+      .filter((c) => c.steps.join("\n\n") !== text)
+      .map((c) => toTrajectory(c, p, false)),
+  ];
+  await options.store.saveProblemResult(options.runId, {
+    problemId: p.id,
+    index: p.index,
+    question: p.question,
+    gold: p.gold ?? null,
+    source: p.source,
+    shard: options.shard?.index ?? null,
+    prediction: text,
+    answer: grade?.predicted ?? null,
+    correct: grade ? grade.correct : null,
+    reward: Number.isFinite(s.score) ? s.score : null,
+    tokens: s.tokens,
+    seconds: s.ms / 1000,
+    tree: s.tree ? { kind: "search", seed: options.seed ?? 0, nodes: s.tree } : undefined,
+    trajectories,
+  });
+  return { correct: grade ? grade.correct : null, tokens: s.tokens };
+}
+
+function toTrajectory(
+  c: { steps: string[]; stepRewards: number[]; score: number },
+  p: Problem,
+  chosen: boolean,
+): TrajectoryInput {
+  const kind = gradeKindFor(p);
+  const text = c.steps.join("\n\n");
+  const g = p.gold !== undefined ? gradeSolution(text, p.gold, { kind }) : undefined;
+  return {
+    steps: c.steps,
+    stepRewards: c.stepRewards,
+    score: Number.isFinite(c.score) ? c.score : 0,
+    correct: g ? g.correct : null,
+    chosen,
+    answer: g?.predicted ?? answerOf(text, kind),
+  };
+}
+
+function answerOf(text: string, kind: "number" | "math"): string | null {
+  const a = extractAnswer(text, { kind });
+  return a === undefined ? null : answerKey(a, { kind });
+}
+
+/** Run `work` over `items`, at most `limit` at once; stop taking new items on abort. */
+async function pool<T>(
+  items: readonly T[],
+  limit: number,
+  work: (item: T) => Promise<void>,
+  signal?: AbortSignal,
+): Promise<void> {
+  let next = 0;
+  const lane = async () => {
+    while (next < items.length) {
+      signal?.throwIfAborted();
+      await work(items[next++]);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.max(1, limit) }, lane));
+}

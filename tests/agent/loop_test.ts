@@ -1,0 +1,155 @@
+import assert from "node:assert/strict";
+import {
+  loadProblems,
+  PolicySteps,
+  type Problem,
+  RewardSteps,
+  runAgent,
+  solve,
+} from "../../agent/mod.ts";
+import { OnnxPolicy } from "../../inference/mod.ts";
+import { OnnxReward, type RewardModel } from "../../reward/mod.ts";
+import { openStore } from "../../store/mod.ts";
+import { sharedDataPath, testdataPath } from "../_helpers.ts";
+
+const POLICY = testdataPath("models/decoder-fp32");
+const REWARD = testdataPath("models/reward-paper-2");
+
+async function problems(n: number): Promise<Problem[]> {
+  return (await loadProblems(sharedDataPath("gsm8k/test.jsonl"), { limit: n })).problems;
+}
+
+async function withModels<T>(fn: (m: { policy: OnnxPolicy; reward: OnnxReward }) => Promise<T>) {
+  const policy = await OnnxPolicy.load(POLICY, { threads: 1 });
+  const reward = await OnnxReward.load(REWARD, { threads: 1 });
+  try {
+    return await fn({ policy, reward });
+  } finally {
+    await policy.close();
+    await reward.close();
+  }
+}
+
+const SEARCH = { k: 2, maxDepth: 3, budget: { simulations: 3 }, steps: { maxStepTokens: 12 } };
+
+Deno.test("runAgent stores every problem with its tree and trajectories, and a rerun skips them", async () => {
+  const ps = await problems(4);
+  await withModels(async (models) => {
+    const store = await openStore(":memory:");
+    try {
+      const opts = {
+        ...SEARCH,
+        runId: "r1",
+        store,
+        models,
+        strategy: "mcts" as const,
+        source: "gsm8k",
+        progress: false,
+      };
+      const first = await runAgent(ps, opts);
+      assert.equal(first.problems, 4);
+      assert.equal(first.solvedNow, 4);
+      for (const p of ps) {
+        const [tree] = await store.getTrees("r1", p.id);
+        assert.ok(tree.nodes.length > 1, "a search tree with nodes");
+        const trajs = await store.listTrajectories("r1", { problemId: p.id });
+        assert.equal(trajs.filter((t) => t.chosen).length, 1);
+      }
+      const again = await runAgent(ps, opts);
+      assert.equal(again.solvedNow, 0);
+      assert.equal(again.skipped, 4);
+      assert.equal((await store.getRun("r1"))?.status, "done");
+    } finally {
+      await store.close();
+    }
+  });
+});
+
+Deno.test("two shards of one run split the problems without overlap", async () => {
+  const ps = await problems(10);
+  await withModels(async (models) => {
+    const store = await openStore(":memory:");
+    try {
+      const base = {
+        runId: "s",
+        store,
+        models,
+        strategy: "greedy" as const,
+        source: "gsm8k",
+        progress: false,
+        maxDepth: 2,
+        steps: { maxStepTokens: 6 },
+      };
+      const a = await runAgent(ps, { ...base, shard: { index: 0, count: 2 } });
+      const b = await runAgent(ps, { ...base, shard: { index: 1, count: 2 } });
+      assert.equal(a.solvedNow + b.solvedNow, 10);
+      assert.equal((await store.finishedProblemIds("s")).size, 10);
+    } finally {
+      await store.close();
+    }
+  });
+});
+
+Deno.test("an abort stops the run cleanly: finished problems stay committed, status 'stopped'", async () => {
+  const ps = await problems(6);
+  await withModels(async (models) => {
+    const store = await openStore(":memory:");
+    try {
+      const ac = new AbortController();
+      let seen = 0;
+      const r = await runAgent(ps, {
+        ...SEARCH,
+        runId: "x",
+        store,
+        models,
+        strategy: "mcts",
+        source: "gsm8k",
+        progress: false,
+        signal: ac.signal,
+        onEvent: (e) => {
+          if (e.type === "expand" && ++seen === 5) ac.abort();
+        },
+      });
+      assert.ok(r.stopped);
+      assert.equal((await store.getRun("x"))?.status, "stopped");
+      const done = await store.finishedProblemIds("x");
+      assert.equal(done.size, r.problems);
+      assert.ok(done.size < 6);
+    } finally {
+      await store.close();
+    }
+  });
+});
+
+Deno.test("every strategy solves a problem under the same interfaces", async () => {
+  const [p] = await problems(1);
+  await withModels(async (models) => {
+    for (const strategy of ["mcts", "greedy", "best-of-n", "step-greedy", "beam"] as const) {
+      const s = await solve(p.question, { ...SEARCH, n: 2, strategy, models, seed: 1 });
+      assert.ok(s.steps.length >= 1 && s.steps.length <= 3, `${strategy}: ${s.steps.length}`);
+      assert.ok(s.tokens > 0);
+      if (strategy === "mcts") assert.ok(s.tree && s.tree.length > 1);
+    }
+  });
+});
+
+Deno.test("a policy that never emits the delimiter is cut at the per-step token limit", async () => {
+  const policy = await OnnxPolicy.load(POLICY, { threads: 1 });
+  try {
+    const steps = new PolicySteps(policy, { delimiter: "@@never@@", maxStepTokens: 7 });
+    const props = await steps.propose("q", [], { k: 3, seed: 1 });
+    for (const p of props) assert.ok(p.tokens <= 7);
+  } finally {
+    await policy.close();
+  }
+});
+
+Deno.test("a NaN or out-of-range reward is an error naming the model, never used", async () => {
+  const bad = (v: number): RewardModel => ({
+    id: "bad-model",
+    scoreSteps: (_q, steps) => Promise.resolve(steps.map(() => v)),
+    close: () => Promise.resolve(),
+  });
+  await assert.rejects(() => new RewardSteps(bad(NaN)).score("q", ["a"]), /bad-model.*NaN/);
+  await assert.rejects(() => new RewardSteps(bad(1.5)).score("q", ["a"]), /bad-model.*1\.5/);
+});

@@ -1,0 +1,157 @@
+import assert from "node:assert/strict";
+import { fileURLToPath } from "node:url";
+import { sharedDataPath, testdataPath } from "./_helpers.ts";
+
+const MAIN = fileURLToPath(new URL("../main.ts", import.meta.url));
+const POLICY = testdataPath("models/decoder-fp32");
+const REWARD = testdataPath("models/reward-paper-2");
+
+async function cli(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", MAIN, ...args],
+    stdout: "piped",
+    stderr: "piped",
+    env: { NO_COLOR: "1" },
+  }).output();
+  const dec = new TextDecoder();
+  return { code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
+}
+
+Deno.test("bad flags exit 2 with a one-line error", async () => {
+  const r = await cli(["generate", "--model", POLICY, "--bogus"]);
+  assert.equal(r.code, 2);
+  assert.equal(r.stderr.trim().split("\n").length, 1);
+  assert.match(r.stderr, /^error: .*--bogus/);
+  const t = await cli(["generate", "--model", POLICY, "--prompt", "x", "--temperature", "hot"]);
+  assert.equal(t.code, 2);
+  assert.match(t.stderr, /--temperature must be a number >= 0: got 'hot'/);
+  assert.equal((await cli(["frobnicate"])).code, 2);
+});
+
+Deno.test("every command has --help", async () => {
+  for (const c of ["generate", "score-steps", "agent", "grade", "serve"]) {
+    const r = await cli([c, "--help"]);
+    assert.equal(r.code, 0, c);
+    assert.match(r.stdout, new RegExp(`usage: deno task ${c}`));
+  }
+});
+
+Deno.test("generate --json prints prompt_ids, ids, logprobs and text; greedy is reproducible", async () => {
+  const args = ["generate", "--model", POLICY, "--prompt", "Hello there", "--temperature", "0"];
+  const r = await cli([...args, "--max-new-tokens", "5", "--json"]);
+  assert.equal(r.code, 0, r.stderr);
+  const j = JSON.parse(r.stdout);
+  assert.deepEqual(Object.keys(j).sort(), ["ids", "logprobs", "prompt_ids", "text"]);
+  assert.equal(j.ids.length, j.logprobs.length);
+  assert.ok(j.ids.length <= 5 && j.prompt_ids.length > 0);
+  assert.ok(j.logprobs.every((x: number) => x <= 0));
+  const again = JSON.parse((await cli([...args, "--max-new-tokens", "5", "--json"])).stdout);
+  assert.deepEqual(again, j);
+});
+
+Deno.test("score-steps --json prints one score per paragraph of the steps file", async () => {
+  const file = await Deno.makeTempFile();
+  try {
+    await Deno.writeTextFile(file, "Step one.\n\nStep two,\nstill two.\n\n\nStep three.\n");
+    const r = await cli([
+      "score-steps",
+      "--reward",
+      REWARD,
+      "--question",
+      "What?",
+      "--steps-file",
+      file,
+      "--json",
+    ]);
+    assert.equal(r.code, 0, r.stderr);
+    const { scores } = JSON.parse(r.stdout);
+    assert.equal(scores.length, 3);
+  } finally {
+    await Deno.remove(file);
+  }
+});
+
+Deno.test("agent --json prints the run summary; a killed run resumes without redoing work", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const problems = `${dir}/p.jsonl`;
+    const lines = (await Deno.readTextFile(sharedDataPath("gsm8k/test.jsonl"))).split("\n");
+    await Deno.writeTextFile(problems, lines.slice(0, 6).join("\n") + "\n");
+    const args = [
+      "agent",
+      "--problems",
+      problems,
+      "--policy",
+      POLICY,
+      "--reward",
+      REWARD,
+      "--db",
+      `${dir}/runs.db`,
+      "--run-id",
+      "k",
+      "--simulations",
+      "2",
+      "--k",
+      "2",
+      "--max-depth",
+      "2",
+      "--threads",
+      "1",
+    ];
+    // Kill a first run as soon as it has committed something.
+    const child = new Deno.Command(Deno.execPath(), {
+      args: ["run", "-A", MAIN, ...args, "--limit", "6"],
+      stdout: "null",
+      stderr: "piped",
+    }).spawn();
+    const reader = child.stderr.pipeThrough(new TextDecoderStream()).getReader();
+    let log = "";
+    while (!/[1-5]\/6 problems/.test(log)) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      log += value;
+    }
+    child.kill("SIGKILL");
+    await child.status;
+    await reader.cancel();
+    const r = await cli([...args, "--json"]);
+    assert.equal(r.code, 0, r.stderr);
+    const j = JSON.parse(r.stdout);
+    assert.deepEqual(
+      Object.keys(j).sort(),
+      ["accuracy", "correct", "problems", "run_id", "seconds", "strategy", "tokens_generated"],
+    );
+    assert.equal(j.problems, 6);
+    assert.equal(j.run_id, "k");
+    assert.match(r.stderr, /[0-5]\/[1-5] problems/, "the resumed run had fewer than 6 to do");
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("grade scores predictions by problem id", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const lines = (await Deno.readTextFile(sharedDataPath("gsm8k/test.jsonl"))).split("\n");
+    await Deno.writeTextFile(`${dir}/p.jsonl`, lines.slice(0, 3).join("\n") + "\n");
+    const golds = lines.slice(0, 3).map((l) => JSON.parse(l).answer as string);
+    const preds = [
+      { id: 0, prediction: golds[0] },
+      { id: "1", prediction: "The answer is 123456789" },
+      { id: 2, prediction: golds[2] },
+    ];
+    await Deno.writeTextFile(`${dir}/pred.jsonl`, preds.map((p) => JSON.stringify(p)).join("\n"));
+    const r = await cli([
+      "grade",
+      "--problems",
+      `${dir}/p.jsonl`,
+      "--predictions",
+      `${dir}/pred.jsonl`,
+      "--json",
+    ]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.deepEqual(JSON.parse(r.stdout), { total: 3, correct: 2, accuracy: 2 / 3 });
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
