@@ -56,6 +56,11 @@ export interface RewardLoadOptions extends Partial<RewardConfig> {
   threads?: number;
   /** KV prefix-tree budget for incremental scoring (default 256 MiB). */
   cacheBytes?: number;
+  /**
+   * Score incrementally (default true): remember scores of seen prefixes and reuse the KV
+   * cache of their tokens. False re-runs every text whole (for comparison and debugging).
+   */
+  incremental?: boolean;
 }
 
 /**
@@ -110,6 +115,7 @@ export class OnnxReward implements RewardModel {
   readonly #cache?: PrefixCache;
   readonly #memo = new Map<string, number>();
   readonly #memoMax = 50_000;
+  readonly #incremental: boolean;
   readonly #tagId?: number;
   readonly #labelIds?: [number, number];
 
@@ -120,13 +126,15 @@ export class OnnxReward implements RewardModel {
       tokenizer: Tokenizer;
       model: OnnxCausalLM | OnnxSequenceModel;
       cacheBytes?: number;
+      incremental?: boolean;
     },
   ) {
     this.id = dir.replace(/\/+$/, "").split("/").pop()!;
     this.config = parts.config;
     this.#tok = parts.tokenizer;
     this.#model = parts.model;
-    if (parts.model instanceof OnnxCausalLM) {
+    this.#incremental = parts.incremental ?? true;
+    if (parts.model instanceof OnnxCausalLM && this.#incremental) {
       this.#cache = new PrefixCache(parts.model.layout, {
         maxBytes: parts.cacheBytes ?? 256 * 1024 * 1024,
       });
@@ -147,12 +155,12 @@ export class OnnxReward implements RewardModel {
    * @param options Overrides of `reward.json`, dtype, threads.
    */
   static async load(dir: string, options: RewardLoadOptions = {}): Promise<OnnxReward> {
-    const { dtype, threads, cacheBytes, ...overrides } = options;
+    const { dtype, threads, cacheBytes, incremental, ...overrides } = options;
     const config = await readRewardConfig(dir, overrides);
     const tokenizer = await loadTokenizer(dir);
     const model = await loadOnnxModel(dir, { dtype, threads });
     try {
-      return new OnnxReward(dir, { config, tokenizer, model, cacheBytes });
+      return new OnnxReward(dir, { config, tokenizer, model, cacheBytes, incremental });
     } catch (e) {
       await model.close();
       throw e;
@@ -173,11 +181,12 @@ export class OnnxReward implements RewardModel {
   ): Promise<number[]> {
     options.signal?.throwIfAborted();
     if (steps.length === 0) return [];
+    if (!this.#incremental) this.#memo.clear();
     const texts = steps.map((_, k) => this.#prefixText(question, steps, k));
     const missing = texts.map((t, k) => this.#memo.has(t) ? -1 : k).filter((k) => k >= 0);
     if (missing.length) {
       if (this.config.format === "paper") await this.#scorePaper(texts, missing);
-      else if (this.#model instanceof OnnxCausalLM) await this.#scoreCached(texts, missing);
+      else if (this.#cache) await this.#scoreCached(texts, missing);
       else await this.#scoreWhole(texts);
     }
     return checkScores(texts.map((t) => this.#memo.get(t)!), this.id);
@@ -270,10 +279,12 @@ export class OnnxReward implements RewardModel {
     });
   }
 
-  /** Tag heads without a KV cache: run the longest text once, read every tag. */
+  /** Tag heads without incremental state: run the longest text once, read every tag. */
   async #scoreWhole(texts: string[]): Promise<void> {
     const ids = this.#tok.encode(texts[texts.length - 1]);
-    const out = await (this.#model as OnnxSequenceModel).run([ids]);
+    const out = this.#model instanceof OnnxCausalLM
+      ? await this.#runCausalWhole(ids)
+      : await this.#model.run([ids]);
     if (out.dims.length !== 3) {
       throw new Error(
         `Cannot score with ${this.id}: expected logits [batch, seq, labels], got [${out.dims}]`,
@@ -281,6 +292,12 @@ export class OnnxReward implements RewardModel {
     }
     const V = out.dims[2];
     this.#readTags(ids, 0, texts, (p) => out.data.subarray(p * V, (p + 1) * V));
+  }
+
+  async #runCausalWhole(ids: number[]): Promise<{ data: Float32Array; dims: number[] }> {
+    const lm = this.#model as OnnxCausalLM;
+    const r = await lm.forward([ids], { keep: ids.length });
+    return { data: r.logits, dims: [1, ids.length, lm.graph.vocabSize] };
   }
 
   /** Tag heads with a KV cache: feed only what the prefix tree lacks, step by step. */

@@ -104,3 +104,9 @@ Deno.test("step scores aggregate by min, last, product and mean", () => {
   assert.ok(Math.abs(aggregateScores(s, "mean") - 1.55 / 3) < 1e-12);
   assert.equal(aggregateScores([], "min"), 0);
 });
+
+Deno.test("incremental: false re-runs whole texts and gives the same scores", async () => {
+  const a = await scores("reward-math-shepherd");
+  const b = await scores("reward-math-shepherd", STEPS, { incremental: false });
+  a.forEach((x, i) => assert.ok(Math.abs(x - b[i]) < 1e-4));
+});
