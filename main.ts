@@ -7,6 +7,10 @@
 import { parseArgs, type ParseArgsConfig } from "node:util";
 import {
   type AgentModels,
+  type EvalStrategy,
+  evalSvg,
+  evalTable,
+  evaluate,
   gradeKindFor,
   gradeSolution,
   loadProblems,
@@ -16,6 +20,7 @@ import {
   type ProblemFormat,
   runAgent,
   type RunReport,
+  type Scorer,
   STRATEGIES,
   type Strategy,
 } from "./agent/mod.ts";
@@ -109,6 +114,30 @@ const COMMANDS: Record<string, Command> = {
       "api-key": { type: "string" },
     },
     run: runAgentCommand,
+  },
+  eval: {
+    summary: "Best-of-N accuracy against N for ORM/PRM/HRM scorers: markdown table and SVG plot",
+    usage:
+      "eval --problems FILE [--format F] --policy DIR|URL [--orm DIR|URL] [--prm DIR|URL] [--hrm DIR|URL] [--ns 2,4,8,16] [--strategies best-of-n,step-greedy] [--aggregation min|last|product|mean] [--max-depth D] [--limit N] [--seed S] [--out DIR] [--json]",
+    options: {
+      problems: { type: "string" },
+      format: { type: "string" },
+      policy: { type: "string" },
+      orm: { type: "string" },
+      prm: { type: "string" },
+      hrm: { type: "string" },
+      ns: { type: "string" },
+      strategies: { type: "string" },
+      aggregation: { type: "string" },
+      "max-depth": { type: "string" },
+      limit: { type: "string" },
+      strict: { type: "boolean" },
+      seed: { type: "string" },
+      out: { type: "string" },
+      threads: { type: "string" },
+      "api-key": { type: "string" },
+    },
+    run: runEval,
   },
   grade: {
     summary: "grade predictions made elsewhere against a problem file",
@@ -397,6 +426,61 @@ async function runAgentCommand(values: Record<string, unknown>): Promise<void> {
     Deno.removeSignalListener("SIGINT", onInt);
     if (models) await closeModels(models);
     await store.close();
+  }
+}
+
+function listOf(values: Record<string, unknown>, name: string): string[] | undefined {
+  const v = values[name] as string | undefined;
+  return v === undefined ? undefined : v.split(",").map((x) => x.trim()).filter(Boolean);
+}
+
+async function runEval(values: Record<string, unknown>): Promise<void> {
+  const problems = await problemsFrom(values);
+  const ns = (listOf(values, "ns") ?? ["2", "4", "8", "16"]).map((x) => {
+    const n = Number(x);
+    if (!Number.isInteger(n) || n < 1) {
+      throw new UsageError(`--ns must list integers >= 1: got '${x}'`);
+    }
+    return n;
+  });
+  const strategies = (listOf(values, "strategies") ?? ["best-of-n"]).map((s) => {
+    if (s !== "best-of-n" && s !== "step-greedy") {
+      throw new UsageError(`--strategies must list best-of-n, step-greedy: got '${s}'`);
+    }
+    return s as EvalStrategy;
+  });
+  const policyAt = need(values, "policy");
+  const threads = num(values, "threads", { integer: true, min: 1 });
+  const apiKey = values["api-key"] as string | undefined;
+  const named = (["orm", "prm", "hrm"] as const).filter((k) => values[k] !== undefined);
+  if (named.length === 0) throw new UsageError("give at least one of --orm, --prm, --hrm");
+  const policy = await openPolicy(policyAt, { threads, apiKey });
+  const scorers: Scorer[] = [];
+  try {
+    for (const k of named) {
+      const model = await openReward(values[k] as string, { threads, apiKey });
+      scorers.push({ name: k.toUpperCase(), model, kind: k === "orm" ? "outcome" : "process" });
+    }
+    const points = await evaluate(problems, {
+      policy,
+      scorers,
+      ns,
+      strategies,
+      aggregation: oneOf(values, "aggregation", AGGREGATIONS) as Aggregation | undefined,
+      maxDepth: num(values, "max-depth", { integer: true, min: 1 }),
+      seed: num(values, "seed", { integer: true }) ?? 0,
+    });
+    const table = evalTable(points);
+    const out = values.out as string | undefined;
+    if (out) {
+      await Deno.mkdir(out, { recursive: true });
+      await Deno.writeTextFile(`${out}/eval.md`, table + "\n");
+      await Deno.writeTextFile(`${out}/eval.svg`, evalSvg(points));
+      await Deno.writeTextFile(`${out}/eval.json`, JSON.stringify(points, null, 2) + "\n");
+    }
+    print(values.json ? JSON.stringify({ points }) : table);
+  } finally {
+    await Promise.allSettled([policy.close(), ...scorers.map((s) => s.model.close())]);
   }
 }
 

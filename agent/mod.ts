@@ -8,3 +8,4 @@ export * from "./grading.ts";
 export * from "./adapters.ts";
 export * from "./backends.ts";
 export * from "./loop.ts";
+export * from "./eval.ts";

@@ -1,0 +1,296 @@
+/**
+ * Best-of-N evaluation: accuracy against N for strategies and scorers (ORM, PRM, HRM, ...),
+ * with 95% Wilson intervals, as a markdown table and an SVG plot.
+ *
+ * Best-of-N samples the largest N once per problem and ranks nested prefixes of those
+ * samples for every smaller N, as is usual (the curves are then paired, not independent).
+ * Step-level greedy search is run separately for every N.
+ *
+ * @module
+ */
+import { type PolicyModel, Progress } from "../inference/mod.ts";
+import { bestOfN, type Solution, stepGreedy } from "../mcts/mod.ts";
+import { aggregateScores, type Aggregation, type RewardModel } from "../reward/mod.ts";
+import { PolicySteps, type PolicyStepsOptions, RewardSteps } from "./adapters.ts";
+import { gradeKindFor, gradeSolution } from "./grading.ts";
+import type { Problem } from "./problems.ts";
+
+/** A named reward model and how it ranks whole solutions. */
+export interface Scorer {
+  /** Name in the table ("ORM", "PRM", "HRM"). */
+  name: string;
+  /** The model. */
+  model: RewardModel;
+  /** "outcome": score the whole solution as one step; "process": aggregate step scores. */
+  kind: "outcome" | "process";
+}
+
+/** Evaluated strategies. */
+export type EvalStrategy = "best-of-n" | "step-greedy";
+
+/** Options of {@linkcode evaluate}. */
+export interface EvalOptions {
+  /** The policy. */
+  policy: PolicyModel;
+  /** The scorers to compare. */
+  scorers: readonly Scorer[];
+  /** The Ns (ascending). */
+  ns: readonly number[];
+  /** Strategies (default best-of-n). */
+  strategies?: readonly EvalStrategy[];
+  /** Aggregation of step scores for process scorers in best-of-n (default "min"). */
+  aggregation?: Aggregation;
+  /** Maximum steps (default 7). */
+  maxDepth?: number;
+  /** Sampling temperature (default 1). */
+  temperature?: number;
+  /** Seed. */
+  seed?: number;
+  /** Step prompt and limits. */
+  steps?: PolicyStepsOptions;
+  /** Cancellation. */
+  signal?: AbortSignal;
+  /** Progress bar (default on). */
+  progress?: boolean;
+}
+
+/** One cell: accuracy of a strategy+scorer at one N. */
+export interface EvalPoint {
+  /** Strategy. */
+  strategy: EvalStrategy;
+  /** Scorer name. */
+  scorer: string;
+  /** N. */
+  n: number;
+  /** Problems graded. */
+  total: number;
+  /** Correct. */
+  correct: number;
+  /** correct / total. */
+  accuracy: number;
+  /** 95% Wilson interval. */
+  low: number;
+  /** 95% Wilson interval. */
+  high: number;
+}
+
+/** 95% Wilson score interval of k successes in n trials. */
+export function wilson(k: number, n: number, z = 1.96): { low: number; high: number } {
+  if (n === 0) return { low: 0, high: 1 };
+  const p = k / n, z2 = z * z;
+  const center = (p + z2 / (2 * n)) / (1 + z2 / n);
+  const half = (z / (1 + z2 / n)) * Math.sqrt(p * (1 - p) / n + z2 / (4 * n * n));
+  return { low: Math.max(0, center - half), high: Math.min(1, center + half) };
+}
+
+/**
+ * Run the evaluation over problems that have gold answers.
+ *
+ * @param problems The problems (those without gold are skipped).
+ * @param options Policy, scorers, Ns, strategies.
+ * @returns One point per strategy, scorer and N.
+ */
+export async function evaluate(
+  problems: readonly Problem[],
+  options: EvalOptions,
+): Promise<EvalPoint[]> {
+  const ns = [...options.ns].sort((a, b) => a - b);
+  if (ns.length === 0 || ns.some((n) => !Number.isInteger(n) || n < 1)) {
+    throw new RangeError(`Cannot evaluate as 'ns' must be integers >= 1: current value is ${ns}`);
+  }
+  const graded = problems.filter((p) => p.gold !== undefined);
+  const strategies = options.strategies ?? ["best-of-n"];
+  const tally = new Map<string, number>();
+  const key = (s: string, sc: string, n: number) => `${s}|${sc}|${n}`;
+  const steps = new PolicySteps(options.policy, options.steps);
+  const bar = options.progress === false
+    ? undefined
+    : new Progress("eval", { total: graded.length, unit: "problems" });
+  for (const p of graded) {
+    const seed = (options.seed ?? 0) + p.index * 7919;
+    const ok = (sol: Solution) =>
+      gradeSolution(sol.steps.join("\n\n"), p.gold!, { kind: gradeKindFor(p) }).correct;
+    if (strategies.includes("best-of-n")) {
+      const pool = await samplePool(p.question, steps, ns[ns.length - 1], { ...options, seed });
+      for (const sc of options.scorers) {
+        const scored = await scoreAll(p.question, pool, sc, options.aggregation ?? "min");
+        for (const n of ns) {
+          const best = scored.slice(0, n).reduce((a, b) => (b.score > a.score ? b : a));
+          if (ok(best)) {
+            tally.set(
+              key("best-of-n", sc.name, n),
+              (tally.get(key("best-of-n", sc.name, n)) ?? 0) + 1,
+            );
+          }
+        }
+      }
+    }
+    if (strategies.includes("step-greedy")) {
+      for (const sc of options.scorers.filter((s) => s.kind === "process")) {
+        for (const n of ns) {
+          const r = await stepGreedy(p.question, {
+            policy: steps,
+            reward: new RewardSteps(sc.model),
+            n,
+            seed,
+            maxDepth: options.maxDepth,
+            temperature: options.temperature,
+            signal: options.signal,
+          });
+          if (ok(r.best)) {
+            tally.set(
+              key("step-greedy", sc.name, n),
+              (tally.get(key("step-greedy", sc.name, n)) ?? 0) + 1,
+            );
+          }
+        }
+      }
+    }
+    bar?.tick(1);
+  }
+  bar?.finish();
+  const out: EvalPoint[] = [];
+  for (const strategy of strategies) {
+    for (const sc of options.scorers) {
+      if (strategy === "step-greedy" && sc.kind !== "process") continue;
+      for (const n of ns) {
+        const correct = tally.get(key(strategy, sc.name, n)) ?? 0;
+        const total = graded.length;
+        out.push({
+          strategy,
+          scorer: sc.name,
+          n,
+          total,
+          correct,
+          accuracy: total ? correct / total : 0,
+          ...wilson(correct, total),
+        });
+      }
+    }
+  }
+  return out;
+}
+
+/** N whole solutions of one question (candidate i is the same for every N). */
+async function samplePool(
+  question: string,
+  steps: PolicySteps,
+  n: number,
+  o: EvalOptions & { seed: number },
+): Promise<Solution[]> {
+  const r = await bestOfN(question, {
+    policy: steps,
+    n,
+    seed: o.seed,
+    maxDepth: o.maxDepth,
+    temperature: o.temperature,
+    signal: o.signal,
+    scorer: () => Promise.resolve({ score: 0, stepRewards: [] }),
+  });
+  return r.candidates;
+}
+
+async function scoreAll(
+  question: string,
+  pool: Solution[],
+  sc: Scorer,
+  agg: Aggregation,
+): Promise<Solution[]> {
+  const reward = new RewardSteps(sc.model);
+  const out: Solution[] = [];
+  for (const s of pool) {
+    if (sc.kind === "outcome") {
+      const [score] = await reward.score(question, [s.steps.join("\n\n")]);
+      out.push({ ...s, score });
+    } else {
+      const stepRewards = await reward.score(question, s.steps);
+      out.push({ ...s, stepRewards, score: aggregateScores(stepRewards, agg) });
+    }
+  }
+  return out;
+}
+
+/** The points as a markdown table: one row per strategy+scorer, one column per N. */
+export function evalTable(points: readonly EvalPoint[]): string {
+  const ns = [...new Set(points.map((p) => p.n))].sort((a, b) => a - b);
+  const rows = [...new Set(points.map((p) => `${p.strategy}|${p.scorer}`))];
+  const head = `| strategy | scorer | ${ns.map((n) => `N=${n}`).join(" | ")} |`;
+  const sep = `|---|---|${ns.map(() => "---").join("|")}|`;
+  const body = rows.map((r) => {
+    const [strategy, scorer] = r.split("|");
+    const cells = ns.map((n) => {
+      const p = points.find((q) => q.strategy === strategy && q.scorer === scorer && q.n === n);
+      return p ? `${p.accuracy.toFixed(3)} [${p.low.toFixed(3)}, ${p.high.toFixed(3)}]` : "-";
+    });
+    return `| ${strategy} | ${scorer} | ${cells.join(" | ")} |`;
+  });
+  const total = points[0]?.total ?? 0;
+  return [head, sep, ...body, "", `Accuracy [95% Wilson interval] over ${total} problems.`].join(
+    "\n",
+  );
+}
+
+const COLORS = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b"];
+
+/** The points as an SVG line plot of accuracy against N (log2 axis), with interval bands. */
+export function evalSvg(points: readonly EvalPoint[], title = "Best-of-N accuracy"): string {
+  const W = 640, H = 400, L = 60, R = 150, T = 40, B = 50;
+  const ns = [...new Set(points.map((p) => p.n))].sort((a, b) => a - b);
+  const lx = (n: number) => Math.log2(n);
+  const [x0, x1] = [lx(ns[0] ?? 1), lx(ns[ns.length - 1] ?? 2)];
+  const sx = (n: number) => L + (x1 === x0 ? 0.5 : (lx(n) - x0) / (x1 - x0)) * (W - L - R);
+  const sy = (a: number) => T + (1 - a) * (H - T - B);
+  const rows = [...new Set(points.map((p) => `${p.strategy}|${p.scorer}`))];
+  const parts: string[] = [
+    `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" font-family="sans-serif" font-size="12">`,
+    `<rect width="${W}" height="${H}" fill="white"/>`,
+    `<text x="${W / 2 - R / 2}" y="22" text-anchor="middle" font-size="15">${
+      escapeXml(title)
+    }</text>`,
+  ];
+  for (let a = 0; a <= 1.0001; a += 0.2) {
+    parts.push(
+      `<line x1="${L}" x2="${W - R}" y1="${sy(a)}" y2="${sy(a)}" stroke="#ddd"/>`,
+      `<text x="${L - 8}" y="${sy(a) + 4}" text-anchor="end">${a.toFixed(1)}</text>`,
+    );
+  }
+  for (const n of ns) {
+    parts.push(`<text x="${sx(n)}" y="${H - B + 18}" text-anchor="middle">${n}</text>`);
+  }
+  parts.push(
+    `<text x="${(L + W - R) / 2}" y="${H - 10}" text-anchor="middle">N</text>`,
+    `<text x="16" y="${(T + H - B) / 2}" text-anchor="middle" transform="rotate(-90 16 ${
+      (T + H - B) / 2
+    })">accuracy</text>`,
+  );
+  rows.forEach((r, i) => {
+    const c = COLORS[i % COLORS.length];
+    const ps = ns.map((n) => points.find((p) => `${p.strategy}|${p.scorer}` === r && p.n === n))
+      .filter((p): p is EvalPoint => p !== undefined);
+    const band = [
+      ...ps.map((p) => `${sx(p.n)},${sy(p.high)}`),
+      ...ps.reverse().map((p) => `${sx(p.n)},${sy(p.low)}`),
+    ];
+    ps.reverse();
+    parts.push(
+      `<polygon points="${band.join(" ")}" fill="${c}" fill-opacity="0.12" stroke="none"/>`,
+      `<polyline points="${
+        ps.map((p) => `${sx(p.n)},${sy(p.accuracy)}`).join(" ")
+      }" fill="none" stroke="${c}" stroke-width="2"/>`,
+      ...ps.map((p) => `<circle cx="${sx(p.n)}" cy="${sy(p.accuracy)}" r="3" fill="${c}"/>`),
+      `<line x1="${W - R + 12}" x2="${W - R + 32}" y1="${T + 10 + i * 18}" y2="${
+        T + 10 + i * 18
+      }" stroke="${c}" stroke-width="2"/>`,
+      `<text x="${W - R + 38}" y="${T + 14 + i * 18}">${escapeXml(r.replace("|", " / "))}</text>`,
+    );
+  });
+  parts.push("</svg>");
+  return parts.join("\n");
+}
+
+function escapeXml(s: string): string {
+  return s.replace(
+    /[<>&"]/g,
+    (c) => ({ "<": "&lt;", ">": "&gt;", "&": "&amp;", '"': "&quot;" })[c]!,
+  );
+}
