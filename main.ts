@@ -11,11 +11,13 @@ import {
   evalSvg,
   evalTable,
   evaluate,
+  generateProblems,
   gradeKindFor,
   gradeSolution,
   loadProblems,
   openPolicy,
   openReward,
+  parseSyntheticSpec,
   type Problem,
   type ProblemFormat,
   runAgent,
@@ -293,8 +295,20 @@ async function problemsFrom(values: Record<string, unknown>): Promise<Problem[]>
       "--problems FILE is required: the bundled synthetic problem set and models are not built yet (issue 5)",
     );
   }
-  if (spec.startsWith("synthetic:")) {
-    throw new Error("synthetic problems come with the embedded models (issue 5), not built yet");
+  let synthetic;
+  try {
+    synthetic = parseSyntheticSpec(spec);
+  } catch (e) {
+    throw new UsageError((e as Error).message);
+  }
+  if (synthetic) {
+    const ps = generateProblems(synthetic.count, {
+      seed: num(values, "seed", { integer: true }) ?? 0,
+      minSteps: synthetic.minSteps,
+      maxSteps: synthetic.maxSteps,
+    });
+    const limit = num(values, "limit", { integer: true, min: 1 });
+    return limit === undefined ? ps : ps.slice(0, limit);
   }
   const format = oneOf(values, "format", FORMATS) ?? "auto";
   const set = await loadProblems(spec, {

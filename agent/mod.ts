@@ -9,3 +9,4 @@ export * from "./adapters.ts";
 export * from "./backends.ts";
 export * from "./loop.ts";
 export * from "./eval.ts";
+export * from "./synthetic.ts";
