@@ -241,7 +241,7 @@ function mistake(right: number, rng: Random): number {
   for (;;) {
     const d = [1, 2, 10, -1, -2, -10][rng.int(6)];
     const w = right + d;
-    if (w >= 0 && w !== right) return w;
+    if (w !== right && (w >= 0 || right < 0)) return w; // a propagated error may be negative
   }
 }
 

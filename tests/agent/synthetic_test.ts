@@ -72,3 +72,11 @@ Deno.test("parseSyntheticSpec reads synthetic:N and synthetic:N:MIN-MAX, rejects
   assert.equal(parseSyntheticSpec("data/x.jsonl"), undefined);
   assert.throws(() => parseSyntheticSpec("synthetic:abc"), /synthetic:N/);
 });
+
+Deno.test("uncorrected mistakes may drive values negative and writing still terminates", () => {
+  const rng = new Random(2);
+  for (const p of generateProblems(300, { seed: 9 })) {
+    const w = writeSolution(p, { mistakeRate: 1, correctionRate: 0, rng });
+    assert.equal(w.steps.length, p.ops.length + 1);
+  }
+});
