@@ -1,0 +1,44 @@
+// deno-lint-ignore-file no-console -- a build script reports on stdout
+/**
+ * Training data of the tiny policy: synthetic problems with solutions that carry natural
+ * mistakes and, sometimes, next-step corrections. Writes JSONL `{prompt, completion}` lines.
+ *
+ * Usage: deno run -A models/build/make_data.ts --out FILE [--n 60000] [--seed 7]
+ *   [--mistake-rate 0.06] [--correction-rate 0.5]
+ *
+ * Problems of held-out evaluation use other seeds (the embedded eval set uses seed 1000+).
+ *
+ * @module
+ */
+import { parseArgs } from "node:util";
+import { generateProblems, plainPrompt, writeSolution } from "../../agent/mod.ts";
+import { Random } from "../../inference/mod.ts";
+
+const { values } = parseArgs({
+  options: {
+    out: { type: "string" },
+    n: { type: "string", default: "60000" },
+    seed: { type: "string", default: "7" },
+    "mistake-rate": { type: "string", default: "0.06" },
+    "correction-rate": { type: "string", default: "0.5" },
+  },
+});
+if (!values.out) throw new Error("--out FILE is required");
+const n = Number(values.n), seed = Number(values.seed);
+const rng = new Random(seed + 17);
+const lines: string[] = [];
+let correct = 0, corrected = 0;
+for (const p of generateProblems(n, { seed })) {
+  const w = writeSolution(p, {
+    mistakeRate: Number(values["mistake-rate"]),
+    correctionRate: Number(values["correction-rate"]),
+    rng,
+  });
+  if (w.correct) correct++;
+  if (w.corrected) corrected++;
+  lines.push(JSON.stringify({ prompt: plainPrompt(p.question), completion: w.steps.join("\n\n") }));
+}
+const tmp = `${values.out}.tmp`;
+await Deno.writeTextFile(tmp, lines.join("\n") + "\n");
+await Deno.rename(tmp, values.out);
+console.log(JSON.stringify({ out: values.out, problems: n, correct, corrected }));
