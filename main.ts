@@ -28,6 +28,14 @@ import {
 } from "./agent/mod.ts";
 import { type Dtype, OnnxPolicy } from "./inference/mod.ts";
 import { type Aggregation, AGGREGATIONS, OnnxReward, type RewardConfig } from "./reward/mod.ts";
+import {
+  EVAL_PROCESSBENCH_OPTIONS,
+  EVAL_PROCESSBENCH_USAGE,
+  evalProcessBenchCommand,
+  EXPORT_OPTIONS,
+  EXPORT_USAGE,
+  exportCommand,
+} from "./self_train/mod.ts";
 import { openStore, parseShard } from "./store/mod.ts";
 
 /** A usage error: printed as one line, exit code 2. */
@@ -140,6 +148,20 @@ const COMMANDS: Record<string, Command> = {
       "api-key": { type: "string" },
     },
     run: runEval,
+  },
+  export: {
+    summary:
+      "export reward-model (PRM/HRM/HNC/ORM) or KL-SFT training data, atomically, with a manifest",
+    usage: EXPORT_USAGE,
+    options: EXPORT_OPTIONS as Options,
+    run: (v) => exportCommand(v),
+  },
+  "eval-processbench": {
+    summary:
+      "first-wrong-step accuracy of a reward model on ProcessBench (error/correct accuracy, F1)",
+    usage: EVAL_PROCESSBENCH_USAGE,
+    options: EVAL_PROCESSBENCH_OPTIONS as Options,
+    run: (v) => evalProcessBenchCommand(v),
   },
   grade: {
     summary: "grade predictions made elsewhere against a problem file",
@@ -536,6 +558,11 @@ async function runGrade(values: Record<string, unknown>): Promise<void> {
   else print(`${correct}/${total} correct (${(100 * accuracy).toFixed(2)}%)`);
 }
 
+/** Commands of other folders report bad flags as one-line RangeErrors starting with "--". */
+function isFlagError(e: Error): boolean {
+  return e instanceof RangeError && e.message.startsWith("--");
+}
+
 /**
  * Run the CLI.
  *
@@ -575,7 +602,7 @@ export async function main(args: string[]): Promise<number> {
   } catch (e) {
     const err = e as Error;
     console.error(`error: ${err.message}`);
-    return err instanceof UsageError ? 2 : 1;
+    return err instanceof UsageError || isFlagError(err) ? 2 : 1;
   }
 }
 

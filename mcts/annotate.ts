@@ -62,6 +62,7 @@ export async function annotate(question: string, options: AnnotateOptions): Prom
       )
       : props.map(() => NaN);
     const kids = tree.expand(node, props.map((p, i) => ({ ...p, reward: rewards[i] })));
+    for (const k of kids) if (Number.isNaN(k.value)) k.value = 0; // unscored: no value estimate
     for (const c of kids) {
       if (!c.terminal && c.depth < maxDepth) queue.push(c);
     }

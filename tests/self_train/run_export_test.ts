@@ -1,0 +1,231 @@
+import assert from "node:assert/strict";
+import { openStore } from "../../store/mod.ts";
+import type { TreeNode } from "../../mcts/mod.ts";
+import {
+  exportCommand,
+  hnc,
+  mixSeed,
+  type RewardSample,
+  runRewardSamples,
+  treeSamples,
+  union,
+} from "../../self_train/mod.ts";
+import { sharedDataPath } from "../_helpers.ts";
+import { populate } from "./_store.ts";
+
+const PHASE1 = sharedDataPath("prm800k/phase1_test.jsonl");
+
+async function collect<T>(it: AsyncIterable<T>): Promise<T[]> {
+  return await Array.fromAsync(it);
+}
+
+Deno.test("runRewardSamples() reads a stored annotation tree: prm, hrm, hnc", async () => {
+  await using store = await openStore(":memory:");
+  const { treeId } = await populate(store);
+  const nodes = (await store.getTree(treeId))!.nodes as TreeNode[];
+  const question = "What is 3 + 4?";
+  const seedOf = (purpose: string) => mixSeed(7, "p1", treeId, purpose);
+  const common = { question, source: "run:r1", problemId: "p1" };
+
+  const kinds: string[] = [];
+  const prm = await collect(
+    runRewardSamples(store, "r1", { kind: "prm", seed: 7, onTreeKind: (k) => kinds.push(k) }),
+  );
+  assert.deepEqual(kinds, ["annotation"]);
+  assert.deepEqual(prm, treeSamples(nodes, { ...common, seed: seedOf("sample") }));
+  assert.ok(prm.length > 0 && prm.every((s) => s.kind === "prm"));
+  assert.deepEqual(await collect(runRewardSamples(store, "r1", { kind: "prm", seed: 7 })), prm);
+
+  const hrm = await collect(runRewardSamples(store, "r1", { kind: "hrm", seed: 7 }));
+  assert.deepEqual(hrm.filter((s) => s.kind === "prm"), prm); // same nodes sampled
+  assert.ok(hrm.some((s) => s.kind === "hrm-merged"));
+
+  const hncSamples = await collect(runRewardSamples(store, "r1", { kind: "hnc", seed: 7 }));
+  const compressed = hnc(nodes, { seed: seedOf("hnc") }).nodes;
+  const expected = union(
+    treeSamples(nodes, { ...common, merged: true, seed: seedOf("sample") }),
+    treeSamples(compressed, { ...common, merged: true, seed: seedOf("hnc-sample") }),
+  );
+  assert.deepEqual(hncSamples, expected);
+  const key = (s: RewardSample) => JSON.stringify([s.previous, s.current, s.label]);
+  const inHrm = new Set(hrm.map(key));
+  assert.ok(hncSamples.some((s) => !inHrm.has(key(s))), "the HNC tree adds samples");
+});
+
+Deno.test("runRewardSamples() orm: graded trajectories, each solution once", async () => {
+  await using store = await openStore(":memory:");
+  await populate(store);
+  const orm = await collect(runRewardSamples(store, "r1", { kind: "orm" }));
+  assert.deepEqual(orm.map((s) => [s.problemId, [...s.previous, s.current].join("|"), s.label]), [
+    ["p1", "a|a2|ANSWER 7", 1],
+    ["p1", "a|a1|ANSWER 5", 0],
+    ["p1", "b|b1|ANSWER 7", 1],
+    ["p1", "b|b2|ANSWER 7", 1],
+  ]); // p2 has no gold answer: its trajectories are ungraded
+  assert.ok(orm.every((s) => s.kind === "orm" && s.previousLabels === undefined));
+});
+
+Deno.test("runRewardSamples() says what is missing when a run has unlabelled search trees only", async () => {
+  await using store = await openStore(":memory:");
+  await populate(store);
+  await assert.rejects(
+    collect(runRewardSamples(store, "r2", { kind: "hrm" })),
+    /run 'r2': the run has no annotation trees, and its search trees carry no Monte-Carlo labels \(search tree \d+ of problem 'q1': 2 of 2 nodes lack 'mcLabel'\)\. Build annotation trees/,
+  );
+  await assert.rejects(collect(runRewardSamples(store, "nope", { kind: "prm" })), /no such run/);
+});
+
+async function withDb(fn: (db: string, dir: string) => Promise<void>): Promise<void> {
+  const dir = await Deno.makeTempDir({ prefix: "arborist-cli-" });
+  try {
+    const db = `${dir}/runs.db`;
+    const store = await openStore(db);
+    try {
+      await populate(store);
+    } finally {
+      await store.close();
+    }
+    await fn(db, dir);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
+const quiet = () => {
+  const out: string[] = [], err: string[] = [];
+  return {
+    io: { print: (l: string) => out.push(l), warn: (l: string) => err.push(l), progress: false },
+    out,
+    err,
+  };
+};
+
+Deno.test("exportCommand() --run writes HNC data in openrlhf with soft labels", async () => {
+  await withDb(async (db, dir) => {
+    const q = quiet();
+    await exportCommand({
+      run: "r1",
+      kind: "hnc",
+      format: "openrlhf",
+      out: `${dir}/x`,
+      db,
+      seed: "3",
+      json: true,
+    }, q.io);
+    const m = JSON.parse(q.out[0]);
+    assert.equal(m.kind, "hnc");
+    assert.equal(m.format, "openrlhf");
+    assert.equal(m.source, "run:r1");
+    assert.equal(m.seed, 3);
+    assert.deepEqual(m.model_ids, { policy: "scripted", reward: null });
+    assert.equal(m.options.labels, "soft");
+    assert.equal(m.options.trees, "annotation");
+    assert.deepEqual(q.err, ["reading the run's annotation trees"]);
+    const lines = (await Deno.readTextFile(`${dir}/x/data.jsonl`)).trim().split("\n").map((l) =>
+      JSON.parse(l)
+    );
+    assert.equal(lines.length, m.files[0].records);
+    for (const l of lines) {
+      assert.equal(l.input.split(" ки").length - 1, l.label.length);
+      assert.ok(l.label.every((x: unknown) => typeof x === "number"));
+    }
+  });
+});
+
+Deno.test("exportCommand() --prm800k writes the paper format and prints a summary", async () => {
+  await withDb(async (_db, dir) => {
+    const q = quiet();
+    await exportCommand({ prm800k: PHASE1, kind: "prm", format: "paper", out: `${dir}/p` }, q.io);
+    const m = JSON.parse(await Deno.readTextFile(`${dir}/p/manifest.json`));
+    assert.equal(m.files[0].records + m.duplicates, 3171);
+    assert.equal(m.source, PHASE1);
+    assert.match(
+      q.out[0],
+      new RegExp(`^wrote ${m.files[0].records} prm records \\(paper\\) to ${dir}/p/data.jsonl$`),
+    );
+  });
+});
+
+Deno.test("exportCommand() --prm800k warns of a malformed line and records it in the manifest", async () => {
+  await withDb(async (_db, dir) => {
+    const lines = (await Deno.readTextFile(PHASE1)).split("\n").slice(0, 4);
+    const file = `${dir}/small.jsonl`;
+    await Deno.writeTextFile(file, [lines[0], "{oops", lines[2], lines[3]].join("\n"));
+    const q = quiet();
+    await exportCommand({ prm800k: file, kind: "hrm", format: "trl", out: `${dir}/s` }, q.io);
+    assert.equal(q.err.length, 1);
+    assert.match(q.err[0], new RegExp(`^warning: ${file}:2: not JSON`));
+    const m = JSON.parse(await Deno.readTextFile(`${dir}/s/manifest.json`));
+    assert.deepEqual(m.options, { malformed_lines_skipped: 1, labels: "hard" });
+    await assert.rejects(
+      exportCommand(
+        { prm800k: file, kind: "hrm", format: "trl", out: `${dir}/t`, strict: true },
+        q.io,
+      ),
+      new RegExp(`${file}:2: not JSON`),
+    );
+  });
+});
+
+Deno.test("exportCommand() usage errors are one-line RangeErrors naming the flag", async () => {
+  await withDb(async (db, dir) => {
+    const q = quiet();
+    const cases: [Record<string, unknown>, string][] = [
+      [
+        { run: "r1", kind: "x", format: "trl", out: dir },
+        "--kind must be one of prm, hrm, hnc, orm, sft: got 'x'",
+      ],
+      [
+        { run: "r1", format: "trl", out: dir },
+        "--kind is required: one of prm, hrm, hnc, orm, sft",
+      ],
+      [{ run: "r1", kind: "prm", format: "trl" }, "--out is required"],
+      [{ kind: "prm", format: "trl", out: dir }, "give exactly one of --run ID and --prm800k FILE"],
+      [
+        { run: "r1", prm800k: PHASE1, kind: "prm", format: "trl", out: dir },
+        "give exactly one of --run ID and --prm800k FILE",
+      ],
+      [
+        { run: "r1", kind: "sft", format: "trl", out: dir, db },
+        "--kind sft writes format sft: got --format 'trl'",
+      ],
+      [
+        { run: "r1", kind: "prm", format: "sft", out: dir, db },
+        "--format sft goes with --kind sft only: got --kind 'prm'",
+      ],
+      [
+        { run: "r1", kind: "prm", out: dir, db },
+        "--format is required: one of trl, openrlhf, paper",
+      ],
+      [
+        { run: "r1", kind: "prm", format: "csv", out: dir, db },
+        "--format must be one of trl, openrlhf, paper, sft: got 'csv'",
+      ],
+      [
+        { prm800k: PHASE1, kind: "hnc", format: "trl", out: dir },
+        "--kind must be one of prm, hrm with --prm800k: got 'hnc'",
+      ],
+      [
+        { run: "r1", kind: "prm", format: "trl", out: dir, db, seed: "1.5" },
+        "--seed must be an integer: got '1.5'",
+      ],
+      [
+        { run: "r1", kind: "sft", out: dir, db },
+        "--policy is required with --kind sft (the reference policy that scores the records)",
+      ],
+      [
+        { run: "r1", kind: "prm", format: "trl", out: dir, db, labels: "fuzzy" },
+        "--labels must be one of hard, soft: got 'fuzzy'",
+      ],
+      [{ run: "r1", kind: 3, format: "trl", out: dir }, "--kind must be a string or a switch"],
+    ];
+    for (const [values, message] of cases) {
+      await assert.rejects(exportCommand(values, q.io), (e: Error) => {
+        assert.ok(e instanceof RangeError, `${message}: got ${e}`);
+        assert.ok(e.message.startsWith(message), `expected '${message}', got '${e.message}'`);
+        assert.ok(!e.message.includes("\n"));
+        return true;
+      });
+    }
+  });
+});
