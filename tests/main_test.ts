@@ -155,3 +155,77 @@ Deno.test("grade scores predictions by problem id", async () => {
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("agent stops before any work when the database cannot be opened", async () => {
+  const r = await cli([
+    "agent",
+    "--problems",
+    "synthetic:3",
+    "--policy",
+    POLICY,
+    "--strategy",
+    "greedy",
+    "--db",
+    "/proc/nope/x.db",
+  ]);
+  assert.equal(r.code, 1);
+  assert.match(r.stderr, /Cannot open run store at \/proc\/nope\/x\.db/);
+  assert.doesNotMatch(r.stderr, /problems\/s/);
+});
+
+Deno.test("Ctrl-C stops the agent cleanly: exit 0, finished problems committed, run 'stopped'", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const args = [
+      "run",
+      "-A",
+      MAIN,
+      "agent",
+      "--problems",
+      "synthetic:40",
+      "--policy",
+      POLICY,
+      "--reward",
+      REWARD,
+      "--db",
+      `${dir}/runs.db`,
+      "--run-id",
+      "int",
+      "--simulations",
+      "3",
+      "--k",
+      "2",
+      "--threads",
+      "1",
+      "--json",
+    ];
+    const child = new Deno.Command(Deno.execPath(), { args, stdout: "piped", stderr: "piped" })
+      .spawn();
+    const reader = child.stderr.pipeThrough(new TextDecoderStream()).getReader();
+    let log = "";
+    while (!/[1-9]\d*\/40 problems/.test(log)) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      log += value;
+    }
+    child.kill("SIGINT");
+    const rest = reader.read().then(async function drain(r): Promise<void> {
+      if (!r.done) return drain(await reader.read());
+    });
+    const [status, out] = await Promise.all([child.status, new Response(child.stdout).text()]);
+    await rest;
+    assert.equal(status.code, 0);
+    const j = JSON.parse(out);
+    assert.ok(j.problems >= 1 && j.problems < 40, `${j.problems} problems`);
+    const { openStore } = await import("../store/mod.ts");
+    const store = await openStore(`${dir}/runs.db`);
+    try {
+      assert.equal((await store.getRun("int"))?.status, "stopped");
+      assert.equal((await store.finishedProblemIds("int")).size, j.problems);
+    } finally {
+      await store.close();
+    }
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
