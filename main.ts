@@ -7,6 +7,8 @@
 import { parseArgs, type ParseArgsConfig } from "node:util";
 import {
   type AgentModels,
+  defaultRun,
+  defaultRunTable,
   type EvalStrategy,
   evalSvg,
   evalTable,
@@ -312,11 +314,7 @@ const FORMATS = ["gsm8k", "math", "processbench", "prm800k", "auto"] as const;
 
 async function problemsFrom(values: Record<string, unknown>): Promise<Problem[]> {
   const spec = values.problems as string | undefined;
-  if (spec === undefined) {
-    throw new UsageError(
-      "--problems FILE is required: the bundled synthetic problem set and models are not built yet (issue 5)",
-    );
-  }
+  if (spec === undefined) throw new UsageError("--problems FILE|synthetic:N is required");
   let synthetic;
   try {
     synthetic = parseSyntheticSpec(spec);
@@ -348,11 +346,7 @@ async function modelsFrom(
   strategy: Strategy,
 ): Promise<AgentModels> {
   const policyAt = values.policy as string | undefined;
-  if (!policyAt) {
-    throw new UsageError(
-      "--policy DIR|URL is required: the bundled default models are not built yet (issue 5)",
-    );
-  }
+  if (!policyAt) throw new UsageError("--policy DIR|URL is required with --problems");
   const threads = num(values, "threads", { integer: true, min: 1 });
   const apiKey = values["api-key"] as string | undefined;
   const rewardFlags = {
@@ -397,6 +391,14 @@ function summaryTable(r: RunReport): string {
 }
 
 async function runAgentCommand(values: Record<string, unknown>): Promise<void> {
+  if (values.problems === undefined && values.policy === undefined) {
+    const rows = await defaultRun({
+      threads: num(values, "threads", { integer: true, min: 1 }),
+      count: num(values, "limit", { integer: true, min: 1 }),
+    });
+    print(values.json ? JSON.stringify({ rows }) : defaultRunTable(rows));
+    return;
+  }
   const strategy = oneOf(values, "strategy", STRATEGIES) ?? "mcts";
   const aggregation = oneOf(values, "aggregation", AGGREGATIONS) as Aggregation | undefined;
   const shard = values.shard === undefined ? undefined : (() => {

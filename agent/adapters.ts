@@ -76,9 +76,11 @@ export class PolicySteps implements StepPolicy {
         text,
         logprob: g.logprobs.reduce((a, b) => a + b, 0),
         tokens: g.ids.length,
-        terminal: g.finishReason === "eos" || this.#final(text),
+        // An empty step (the delimiter at once) means the policy has nothing more to say: the
+        // solution ends there, and its tokens still count.
+        terminal: g.finishReason === "eos" || text.trim() === "" || this.#final(text),
       };
-    }).filter((p) => p.text.trim().length > 0 || p.terminal);
+    });
   }
 }
 

@@ -10,3 +10,4 @@ export * from "./backends.ts";
 export * from "./loop.ts";
 export * from "./eval.ts";
 export * from "./synthetic.ts";
+export * from "./default_run.ts";

@@ -1,0 +1,163 @@
+/**
+ * The default run of `deno task agent` with no flags: the bundled synthetic problems solved
+ * by the bundled tiny models under five configurations (greedy, best-of-N with the ORM,
+ * step-greedy with the PRM, step-greedy with the HRM, MCTS with the HRM), one table at the
+ * end.
+ *
+ * @module
+ */
+import { fileURLToPath } from "node:url";
+import { type PolicyModel, Progress } from "../inference/mod.ts";
+import type { RewardModel } from "../reward/mod.ts";
+import { openPolicy, openReward } from "./backends.ts";
+import { gradeSolution } from "./grading.ts";
+import { solve, type SolveOptions } from "./loop.ts";
+import { generateProblems } from "./synthetic.ts";
+
+/** Where the bundled models live: `<repo>/models/{policy,orm,prm,hrm}`. */
+export const BUNDLED_MODELS = fileURLToPath(new URL("../models/", import.meta.url));
+
+/** Seed of the bundled (held-out) problem set; training data uses other seeds. */
+export const BUNDLED_SEED = 1000;
+
+/** One row of the default run's table. */
+export interface DefaultRow {
+  /** The configuration. */
+  name: string;
+  /** Problems. */
+  problems: number;
+  /** Correct. */
+  correct: number;
+  /** Accuracy. */
+  accuracy: number;
+  /** Tokens generated. */
+  tokens: number;
+  /** Wall seconds. */
+  seconds: number;
+}
+
+/** Options of {@linkcode defaultRun}. */
+export interface DefaultRunOptions {
+  /** Problems (default 24). */
+  count?: number;
+  /** Models directory (default {@linkcode BUNDLED_MODELS}). */
+  modelsDir?: string;
+  /** N of best-of-N and step-greedy (default 4). */
+  n?: number;
+  /** MCTS simulations (default 12). */
+  simulations?: number;
+  /** Threads. */
+  threads?: number;
+  /** Cancellation. */
+  signal?: AbortSignal;
+}
+
+async function exists(path: string): Promise<boolean> {
+  return await Deno.stat(path).then(() => true, () => false);
+}
+
+/**
+ * Check that the bundled models are there.
+ *
+ * @returns The missing model names (empty when all are present).
+ */
+export async function missingBundledModels(dir = BUNDLED_MODELS): Promise<string[]> {
+  const missing: string[] = [];
+  for (const m of ["policy", "orm", "prm", "hrm"]) {
+    if (!await exists(`${dir}/${m}/model.onnx`)) missing.push(m);
+  }
+  return missing;
+}
+
+/**
+ * Run the five configurations on the bundled problems.
+ *
+ * @param options Size of the run.
+ * @returns The table rows.
+ * @throws Error naming the missing models when the bundle is incomplete.
+ */
+export async function defaultRun(options: DefaultRunOptions = {}): Promise<DefaultRow[]> {
+  const dir = options.modelsDir ?? BUNDLED_MODELS;
+  const missing = await missingBundledModels(dir);
+  if (missing.length) {
+    throw new Error(
+      `The bundled default models are not built yet (missing ${
+        missing.map((m) => `${dir}${m}/model.onnx`).join(", ")
+      }): build them with 'deno run -A models/build/build.ts', or pass --problems and --policy/--reward`,
+    );
+  }
+  const threads = options.threads;
+  const policy: PolicyModel = await openPolicy(`${dir}/policy`, { threads });
+  const rewards: Record<string, RewardModel> = {};
+  try {
+    for (const m of ["orm", "prm", "hrm"]) {
+      rewards[m] = await openReward(`${dir}/${m}`, { threads });
+    }
+    const problems = generateProblems(options.count ?? 24, { seed: BUNDLED_SEED });
+    const n = options.n ?? 4;
+    const configs: {
+      name: string;
+      o: Omit<SolveOptions, "signal"> & { reward?: string; orm?: boolean };
+    }[] = [
+      { name: "greedy", o: { strategy: "greedy" } },
+      { name: `best-of-${n} (ORM)`, o: { strategy: "best-of-n", n, orm: true } },
+      { name: `step-greedy N=${n} (PRM)`, o: { strategy: "step-greedy", n, reward: "prm" } },
+      { name: `step-greedy N=${n} (HRM)`, o: { strategy: "step-greedy", n, reward: "hrm" } },
+      {
+        name: "MCTS (HRM)",
+        o: {
+          strategy: "mcts",
+          k: n,
+          budget: { simulations: options.simulations ?? 12 },
+          reward: "hrm",
+        },
+      },
+    ];
+    const rows: DefaultRow[] = [];
+    const bar = new Progress("agent", { total: configs.length * problems.length, unit: "solves" });
+    for (const c of configs) {
+      const t0 = performance.now();
+      let correct = 0, tokens = 0;
+      for (const p of problems) {
+        const s = await solve(p.question, {
+          ...c.o,
+          seed: p.index,
+          signal: options.signal,
+          models: {
+            policy,
+            reward: c.o.reward ? rewards[c.o.reward] : undefined,
+            orm: c.o.orm ? rewards.orm : undefined,
+          },
+        });
+        tokens += s.tokens;
+        if (gradeSolution(s.steps.join("\n\n"), p.gold!, { kind: "number" }).correct) correct++;
+        bar.tick(1, { config: c.name });
+      }
+      rows.push({
+        name: c.name,
+        problems: problems.length,
+        correct,
+        accuracy: correct / problems.length,
+        tokens,
+        seconds: (performance.now() - t0) / 1000,
+      });
+    }
+    bar.finish();
+    return rows;
+  } finally {
+    await Promise.allSettled([policy.close(), ...Object.values(rewards).map((r) => r.close())]);
+  }
+}
+
+/** The rows as a markdown table. */
+export function defaultRunTable(rows: readonly DefaultRow[]): string {
+  return [
+    "| configuration | correct | accuracy | tokens | seconds |",
+    "|---|---|---|---|---|",
+    ...rows.map((r) =>
+      `| ${r.name} | ${r.correct}/${r.problems} | ${
+        (100 * r.accuracy).toFixed(1)
+      }% | ${r.tokens} | ${r.seconds.toFixed(1)} |`
+    ),
+  ].join("\n");
+}
