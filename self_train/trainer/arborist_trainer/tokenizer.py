@@ -13,6 +13,10 @@ tokenizer is reproducible without any data files. Digits are never merged
 reference sequences of the test fixtures; it follows the GPT-2 pre-tokenizer
 regex for ASCII text (Python's `re` has no `\\p{L}`, so letters and numbers
 are approximated with `[^\\W\\d_]` and `\\d`).
+
+`BPETokenizer` (end of the file) encodes with any byte-level BPE `tokenizer.json` (GPT-2,
+Qwen2, the fixtures'): what the trainers use to tokenize reward data. It matches the real
+GPT-2 tokenizer on the 83 conformance texts in shared/data/tokenizers/conformance.
 """
 
 from __future__ import annotations
@@ -280,3 +284,275 @@ def write_json(path: Path, obj: object, indent: int | None = 2) -> None:
 
 
 _NUMBER_LIST = re.compile(r"\[\s*((?:-?[0-9][0-9.eE+-]*,?\s*)+)\]")
+
+
+# ---------------------------------------------------------------------------------------
+# Loading any byte-level BPE tokenizer.json (GPT-2 / Qwen2 style)
+
+try:  # Debian: python3-regex. Needed for \p{L} / \p{N}; without it the patterns are approximated.
+    import regex as _regex
+
+    HAVE_REGEX = True
+except ImportError:  # pragma: no cover - depends on the machine
+    _regex = None
+    HAVE_REGEX = False
+
+# The ByteLevel pre-tokenizer's own split (use_regex: true), as in Hugging Face tokenizers.
+GPT2_PATTERN = r"""'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+"""
+
+
+def _approximate_unicode_classes(pattern: str) -> str:
+    """Rewrite \\p{L} / \\p{N} for Python's `re` (no Unicode properties): a letter is
+    `[^\\W\\d_]`, a number `\\d`, and a negated class `[^X\\p{L}\\p{N}]` becomes
+    `(?:[^X\\w]|_)`. Exact for ASCII; differs on rare characters (e.g. combining marks, which
+    \\p{L} excludes too, and non-decimal numerals such as "²", which `re` counts as letters)."""
+    out = re.sub(r"\[\^((?:[^\]\\]|\\[^p])*)\\p\{L\}\\p\{N\}\]", r"(?:[^\1\\w]|_)", pattern)
+    out = out.replace(r"\p{L}", r"[^\W\d_]").replace(r"\p{N}", r"\d")
+    if r"\p{" in out:
+        raise NotImplementedError(
+            f"Cannot approximate the pre-tokenizer pattern {pattern!r} without the `regex` module: "
+            "apt-get install -y python3-regex"
+        )
+    return out
+
+
+def compile_pattern(pattern: str):  # noqa: ANN201 - a `regex` or `re` pattern object
+    """Compile a tokenizers `Split` regex: with the `regex` module when present (exact), else
+    with `re` after `_approximate_unicode_classes`."""
+    if _regex is not None:
+        return _regex.compile(pattern)
+    return re.compile(_approximate_unicode_classes(pattern))
+
+
+def _split_pieces(pattern, text: str, behavior: str, invert: bool) -> list[str]:  # noqa: ANN001
+    """tokenizers' `Split` on one piece: matches (and the text between them) become pieces."""
+    if invert:
+        raise NotImplementedError("Cannot split with 'invert': true (not used by byte-level BPE tokenizers)")
+    pieces: list[tuple[str, bool]] = []
+    pos = 0
+    for m in pattern.finditer(text):
+        if m.start() == m.end():
+            continue
+        if m.start() > pos:
+            pieces.append((text[pos : m.start()], False))
+        pieces.append((m.group(0), True))
+        pos = m.end()
+    if pos < len(text):
+        pieces.append((text[pos:], False))
+    behavior = behavior.lower()
+    if behavior == "isolated":
+        return [p for p, _ in pieces]
+    if behavior == "removed":
+        return [p for p, is_match in pieces if not is_match]
+    if behavior == "mergedwithprevious":
+        out: list[str] = []
+        for p, is_match in pieces:
+            if is_match and out:
+                out[-1] += p
+            else:
+                out.append(p)
+        return out
+    if behavior == "mergedwithnext":
+        out = []
+        carry = ""
+        for p, is_match in pieces:
+            if is_match:
+                carry += p
+            else:
+                out.append(carry + p)
+                carry = ""
+        if carry:
+            out.append(carry)
+        return out
+    raise NotImplementedError(f"Cannot split with behavior {behavior!r}: Isolated, Removed, Merged* are supported")
+
+
+class BPETokenizer:
+    """Encoder for a byte-level BPE `tokenizer.json` (GPT-2, Qwen2, Llama 3 and the fixtures').
+
+    Follows Hugging Face tokenizers: added tokens are matched first (longest first, as its
+    Aho-Corasick does for non-overlapping tokens); the rest goes through the normalizer
+    (none / NFC / NFKC / NFD / NFKD / Lowercase / Sequence), the pre-tokenizer (ByteLevel with
+    or without its GPT-2 regex, Split with a regex or string pattern, Digits, Sequence) and
+    BPE (merges by rank, `ignore_merges`). The post-processor's template (TemplateProcessing,
+    single sequence) adds special tokens when `add_special_tokens`; ByteLevel adds none.
+    `lstrip` / `rstrip` / `single_word` of added tokens are not applied.
+    """
+
+    def __init__(self, spec: dict) -> None:
+        model = spec.get("model") or {}
+        if model.get("type", "BPE") != "BPE":
+            raise NotImplementedError(f"Cannot load a {model.get('type')!r} tokenizer: only BPE is supported")
+        if model.get("continuing_subword_prefix") or model.get("end_of_word_suffix"):
+            raise NotImplementedError("Cannot load a BPE with continuing_subword_prefix / end_of_word_suffix")
+        self.vocab: dict[str, int] = dict(model["vocab"])
+        merges = [tuple(m.split(" ", 1)) if isinstance(m, str) else tuple(m) for m in model.get("merges", [])]
+        self.ranks: dict[tuple[str, str], int] = {pair: i for i, pair in enumerate(merges)}
+        self.ignore_merges = bool(model.get("ignore_merges", False))
+        self.added_ids: dict[str, int] = {}
+        self.special: set[str] = set()
+        for t in spec.get("added_tokens") or []:
+            self.added_ids[t["content"]] = t["id"]
+            if t.get("special"):
+                self.special.add(t["content"])
+        self.id_to_token = {i: t for t, i in self.vocab.items()} | {i: t for t, i in self.added_ids.items()}
+        self._added_re = (
+            re.compile("(" + "|".join(re.escape(t) for t in sorted(self.added_ids, key=len, reverse=True)) + ")")
+            if self.added_ids
+            else None
+        )
+        self._normalizers = self._read_normalizer(spec.get("normalizer"))
+        self._steps = self._read_pre_tokenizer(spec.get("pre_tokenizer"))
+        self._template = self._read_template(spec.get("post_processor"))
+        self._cache: dict[str, list[int]] = {}
+        self.byte_decoder = {c: b for b, c in BYTE_ENCODER.items()}
+
+    @classmethod
+    def from_file(cls, path: str | Path) -> "BPETokenizer":
+        """Load `path`: a tokenizer.json, or a model directory holding one."""
+        p = Path(path)
+        if p.is_dir():
+            p = p / "tokenizer.json"
+        return cls(json.loads(p.read_text(encoding="utf-8")))
+
+    @property
+    def vocab_size(self) -> int:
+        """Number of ids (largest id + 1)."""
+        return max(self.id_to_token) + 1
+
+    def token_to_id(self, token: str) -> int | None:
+        """Id of a vocabulary or added token, or None."""
+        return self.added_ids.get(token, self.vocab.get(token))
+
+    # -- configuration readers
+
+    @staticmethod
+    def _read_normalizer(spec: dict | None) -> list:
+        if spec is None:
+            return []
+        kind = spec["type"]
+        if kind == "Sequence":
+            return [f for n in spec["normalizers"] for f in BPETokenizer._read_normalizer(n)]
+        if kind in ("NFC", "NFKC", "NFD", "NFKD"):
+            import unicodedata
+
+            return [lambda s, form=kind: unicodedata.normalize(form, s)]
+        if kind == "Lowercase":
+            return [str.lower]
+        raise NotImplementedError(f"Cannot apply the normalizer {kind!r}")
+
+    def _read_pre_tokenizer(self, spec: dict | None) -> list:
+        """Steps that each map a list of pieces to a list of pieces; the ByteLevel step (always
+        last for byte-level BPE) maps each piece to byte symbols."""
+        if spec is None:
+            return []
+        kind = spec["type"]
+        if kind == "Sequence":
+            return [s for p in spec["pretokenizers"] for s in self._read_pre_tokenizer(p)]
+        if kind == "ByteLevel":
+            steps = []
+            if spec.get("add_prefix_space"):
+                steps.append(lambda pieces: [p if p.startswith(" ") or i else " " + p for i, p in enumerate(pieces)])
+            if spec.get("use_regex", True):
+                pattern = compile_pattern(GPT2_PATTERN)
+                steps.append(lambda pieces: [m for p in pieces for m in _split_pieces(pattern, p, "isolated", False)])
+            steps.append(lambda pieces: ["".join(BYTE_ENCODER[b] for b in p.encode("utf-8")) for p in pieces])
+            return steps
+        if kind == "Split":
+            raw = spec["pattern"]
+            pattern = compile_pattern(raw["Regex"]) if "Regex" in raw else re.compile(re.escape(raw["String"]))
+            behavior, invert = spec.get("behavior", "Isolated"), spec.get("invert", False)
+            return [lambda pieces: [m for p in pieces for m in _split_pieces(pattern, p, behavior, invert)]]
+        if kind == "Digits":
+            pattern = re.compile(r"\d" if spec.get("individual_digits") else r"\d+")
+            return [lambda pieces: [m for p in pieces for m in _split_pieces(pattern, p, "isolated", False)]]
+        raise NotImplementedError(f"Cannot apply the pre-tokenizer {kind!r}")
+
+    def _read_template(self, spec: dict | None) -> tuple[list[int], list[int]] | None:
+        """(ids before, ids after) the sequence for TemplateProcessing's `single`, else None."""
+        if spec is None:
+            return None
+        if spec["type"] == "Sequence":
+            templates = [self._read_template(p) for p in spec["processors"]]
+            return next((t for t in templates if t is not None), None)
+        if spec["type"] != "TemplateProcessing":
+            return None
+        before: list[int] = []
+        after: list[int] = []
+        seen_sequence = False
+        for item in spec["single"]:
+            if "Sequence" in item:
+                seen_sequence = True
+                continue
+            token = item["SpecialToken"]["id"]
+            ids = spec["special_tokens"][token]["ids"]
+            (after if seen_sequence else before).extend(ids)
+        return before, after
+
+    # -- encoding
+
+    def _bpe(self, word: str) -> list[int]:
+        if word in self._cache:
+            return self._cache[word]
+        if self.ignore_merges and word in self.vocab:
+            ids = [self.vocab[word]]
+        else:
+            parts = list(word)
+            while len(parts) > 1:
+                best, at = 1 << 62, -1
+                for i in range(len(parts) - 1):
+                    r = self.ranks.get((parts[i], parts[i + 1]))
+                    if r is not None and r < best:
+                        best, at = r, i
+                if at < 0:
+                    break
+                parts[at : at + 2] = [parts[at] + parts[at + 1]]
+            try:
+                ids = [self.vocab[p] for p in parts]
+            except KeyError as e:
+                raise ValueError(f"Cannot encode {word!r}: the symbol {e.args[0]!r} is not in the vocabulary") from e
+        if len(self._cache) < 100_000:
+            self._cache[word] = ids
+        return ids
+
+    def _encode_chunk(self, text: str) -> list[int]:
+        for f in self._normalizers:
+            text = f(text)
+        pieces = [text]
+        for step in self._steps:
+            pieces = step(pieces)
+        return [i for p in pieces if p for i in self._bpe(p)]
+
+    def encode(self, text: str, add_special_tokens: bool = True) -> list[int]:
+        """Token ids of `text`; with `add_special_tokens`, the post-processor's template tokens
+        (none for GPT-2 / Qwen2) around them."""
+        chunks = self._added_re.split(text) if self._added_re is not None else [text]
+        ids: list[int] = []
+        for chunk in chunks:
+            if not chunk:
+                continue
+            if chunk in self.added_ids:
+                ids.append(self.added_ids[chunk])
+            else:
+                ids.extend(self._encode_chunk(chunk))
+        if add_special_tokens and self._template is not None:
+            ids = self._template[0] + ids + self._template[1]
+        return ids
+
+    def decode(self, ids: list[int], skip_special_tokens: bool = False) -> str:
+        """Text of `ids` (byte-level symbols mapped back to UTF-8; invalid bytes replaced)."""
+        out = bytearray()
+        for i in ids:
+            token = self.id_to_token[i]
+            if token in self.added_ids and self.added_ids[token] == i:
+                if skip_special_tokens and token in self.special:
+                    continue
+                out.extend(token.encode("utf-8"))
+            else:
+                out.extend(self.byte_decoder[c] for c in token)
+        return out.decode("utf-8", errors="replace")
+
+
+def load_tokenizer(path: str | Path) -> BPETokenizer:
+    """A `BPETokenizer` from a tokenizer.json or a model directory."""
+    return BPETokenizer.from_file(path)

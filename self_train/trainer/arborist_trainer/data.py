@@ -1,0 +1,305 @@
+"""Training data: the JSONL exports of arborist, tokenized into examples, and padded batches.
+
+Reward data (`read_reward_data`), one JSON object per line, in three formats:
+  paper     {"input": "<full reference prompt text>", "label": 0|1|float}
+            (a list label of one element is accepted too)
+  trl       {"prompt": question, "completions": [step, ...], "labels": [0|1|float|bool per step]}
+            (TRL's stepwise-supervision layout)
+  openrlhf  {"input": text with a step tag after every step, "label": [one label per tag]}
+            (OpenRLHF's PRM layout; labels are the reward tokens "+" / "-" or floats). arborist
+            writes it in the Math-Shepherd layout, `question + " " + steps joined by "\n", each
+            followed by " ки"`.
+How a row becomes model input depends on the head:
+  sequence-classification  one example per scored step, the paper's prompt (paper: `input` as
+            is; trl: one prompt per step, built like reward/prompts.ts `paperPrompt`), the label
+            read at the last token. openrlhf is refused (its text holds several steps).
+  token-classification (qwen-prm)  one example per solution; trl: the Qwen2.5-Math-PRM ChatML
+            text (system, user, assistant = every step followed by `<extra_0>`), as
+            reward/onnx_reward.ts builds it; labels at each step token. openrlhf only with an
+            explicit step tag (its text must then be in the Qwen-PRM layout the engine scores).
+  lm-tokens (math-shepherd)  like token-classification; trl text is
+            `question + " " + steps joined by "\n", each followed by " ки"`; openrlhf: `input`
+            as is (the same text for arborist's exports).
+The step tag's id is found as the engine does: the token itself, else the last id of its
+encoding.
+
+KL-SFT data (`read_sft_data`): {"prompt_ids": [...], "completion_ids": [...],
+"ref_top": [[{"id", "logprob"}, ...] per completion token], "ref_logprobs": [...], ...} with
+the POLICY's token ids, so no tokenizer is needed.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from .tokenizer import BPETokenizer
+
+QWEN_PRM_SYSTEM = "Please reason step by step, and put your final answer within \\boxed{}."
+REWARD_DATA_FORMATS = ("paper", "trl", "openrlhf")
+
+
+@dataclass
+class RewardExample:
+    """Token ids and the labels to learn at given positions (label in [0, 1])."""
+
+    ids: list[int]
+    positions: list[int]
+    labels: list[float]
+
+
+@dataclass
+class SftExample:
+    """Prompt + completion ids and the reference's top-k per completion token."""
+
+    prompt_ids: list[int]
+    completion_ids: list[int]
+    ref_top_ids: list[list[int]] = field(default_factory=list)
+    ref_top_logprobs: list[list[float]] = field(default_factory=list)
+
+
+def read_jsonl(path: Path) -> list[tuple[int, dict]]:
+    """(line number, object) of every non-empty line."""
+    rows = []
+    with open(path, encoding="utf-8") as f:
+        for n, line in enumerate(f, start=1):
+            if line.strip():
+                try:
+                    rows.append((n, json.loads(line)))
+                except json.JSONDecodeError as e:
+                    raise ValueError(f"Cannot read {path}:{n}: {e}") from e
+    if not rows:
+        raise ValueError(f"Cannot train on {path}: it holds no rows")
+    return rows
+
+
+def label_value(x: object, where: str, reward_tokens: tuple[str, str] = ("+", "-")) -> float:
+    """A label as a float in [0, 1]: bool, number, a reward token (good "+" is 1, bad "-" is
+    0), or "1" / "0"."""
+    if isinstance(x, bool):
+        return 1.0 if x else 0.0
+    if isinstance(x, str) and x.strip() in (*reward_tokens, "1", "0"):
+        return 1.0 if x.strip() in (reward_tokens[0], "1") else 0.0
+    if isinstance(x, (int, float)) and math.isfinite(x) and 0.0 <= float(x) <= 1.0:
+        return float(x)
+    raise ValueError(f"Cannot use the label {x!r} at {where}: expected 0..1, a bool, or '+' / '-'")
+
+
+def paper_prompt(question: str, previous: list[str], current: str) -> str:
+    """The paper's reward-model prompt (same text as reward/prompts.ts `paperPrompt`)."""
+    head = f"Question:\n{question}\n\nLet's break it down step by step!\n\n"
+    if not previous:
+        return f"{head}Now, let's focus on the current step:\n{current}\n"
+    return f"{head}Previous reasoning:\n" + "\n\n".join(previous) + f"\n\nNow, let's focus on the current step:\n{current}"
+
+
+def qwen_prm_text(question: str, steps: list[str], tag: str = "<extra_0>", system: str = QWEN_PRM_SYSTEM) -> str:
+    """Qwen2.5-Math-PRM's ChatML input (reward/prompts.ts `qwenPrmPrompt`)."""
+    answer = "".join(s + tag for s in steps)
+    return (
+        f"<|im_start|>system\n{system}<|im_end|>\n<|im_start|>user\n{question}<|im_end|>\n"
+        f"<|im_start|>assistant\n{answer}<|im_end|>\n"
+    )
+
+
+def math_shepherd_text(question: str, steps: list[str], tag: str = " ки") -> str:
+    """Math-Shepherd's input, as reward/onnx_reward.ts builds it."""
+    return f"{question} " + "\n".join(s + tag for s in steps)
+
+
+def _field(obj: dict, key: str, where: str) -> object:
+    if key not in obj:
+        raise ValueError(f"Cannot read {where}: no '{key}' field (fields: {', '.join(sorted(obj))})")
+    return obj[key]
+
+
+def read_reward_data(
+    path: Path,
+    data_format: str,
+    head: str,
+    tokenizer: BPETokenizer,
+    *,
+    max_len: int = 1024,
+    step_tag: str | None = None,
+    reward_tokens: tuple[str, str] = ("+", "-"),
+) -> list[RewardExample]:
+    """Tokenized examples of a reward JSONL file (see the module docstring)."""
+    if data_format not in REWARD_DATA_FORMATS:
+        raise ValueError(f"Cannot read reward data in format {data_format!r}: use {', '.join(REWARD_DATA_FORMATS)}")
+    examples: list[RewardExample] = []
+    for n, row in read_jsonl(path):
+        where = f"{path}:{n}"
+        if head == "sequence-classification":
+            for text, label in _sequence_rows(row, data_format, where):
+                ids = tokenizer.encode(text)[-max_len:]  # keep the end: the current step
+                if not ids:
+                    raise ValueError(f"Cannot train on {where}: the text encodes to no tokens")
+                examples.append(RewardExample(ids, [len(ids) - 1], [label]))
+        else:
+            if data_format == "openrlhf" and head == "token-classification" and step_tag is None:
+                raise ValueError(
+                    "Cannot train a token-classification head on openrlhf data without --step-tag: arborist "
+                    "writes that format in the Math-Shepherd layout (use --head lm-tokens, or trl data)"
+                )
+            tag = step_tag or ("<extra_0>" if head == "token-classification" else " ки")
+            examples.append(_tagged_example(row, data_format, head, tokenizer, tag, max_len, where, reward_tokens))
+    return examples
+
+
+def _sequence_rows(row: dict, data_format: str, where: str) -> list[tuple[str, float]]:
+    if data_format == "paper":
+        label = _field(row, "label", where)
+        if isinstance(label, list) and len(label) == 1:
+            label = label[0]
+        return [(str(_field(row, "input", where)), label_value(label, where))]
+    if data_format == "trl":
+        question = str(_field(row, "prompt", where))
+        steps = [str(s) for s in _field(row, "completions", where)]  # type: ignore[union-attr]
+        labels = list(_field(row, "labels", where))  # type: ignore[call-overload]
+        if len(labels) != len(steps):
+            raise ValueError(f"Cannot read {where}: {len(steps)} completions but {len(labels)} labels")
+        return [
+            (paper_prompt(question, steps[:k], steps[k]), label_value(labels[k], f"{where} step {k}"))
+            for k in range(len(steps))
+        ]
+    raise ValueError(
+        f"Cannot read {where} for a sequence-classification head: format {data_format!r} holds several steps "
+        "in one text; use paper or trl"
+    )
+
+
+def _tagged_example(
+    row: dict,
+    data_format: str,
+    head: str,
+    tokenizer: BPETokenizer,
+    tag: str,
+    max_len: int,
+    where: str,
+    reward_tokens: tuple[str, str],
+) -> RewardExample:
+    if data_format == "trl":
+        question = str(_field(row, "prompt", where))
+        steps = [str(s) for s in _field(row, "completions", where)]  # type: ignore[union-attr]
+        labels = list(_field(row, "labels", where))  # type: ignore[call-overload]
+        text = qwen_prm_text(question, steps, tag) if head == "token-classification" else math_shepherd_text(
+            question, steps, tag
+        )
+    elif data_format == "openrlhf":
+        text = str(_field(row, "input", where))
+        raw = _field(row, "label", where)
+        labels = raw if isinstance(raw, list) else [raw]
+    else:
+        raise ValueError(f"Cannot read {where} for a {head} head: format 'paper' has no step tags; use trl or openrlhf")
+    tag_id = tokenizer.token_to_id(tag)
+    if tag_id is None:
+        tag_ids = tokenizer.encode(tag, add_special_tokens=False)
+        tag_id = tag_ids[-1] if tag_ids else None
+    if tag_id is None:
+        raise ValueError(f"Cannot find the step tag {tag!r} in the tokenizer")
+    ids = tokenizer.encode(text)
+    positions = [i for i, t in enumerate(ids) if t == tag_id]
+    if len(positions) != len(labels):
+        raise ValueError(f"Cannot align {where}: {len(labels)} labels but {len(positions)} step tags {tag!r}")
+    values = [label_value(x, f"{where} step {k}", reward_tokens) for k, x in enumerate(labels)]
+    kept = [(p, v) for p, v in zip(positions, values) if p < max_len]
+    if not kept:
+        raise ValueError(f"Cannot train on {where}: no step tag within the first {max_len} tokens")
+    return RewardExample(ids[:max_len], [p for p, _ in kept], [v for _, v in kept])
+
+
+def read_sft_data(path: Path, *, max_len: int = 1024, need_ref: bool = True) -> list[SftExample]:
+    """KL-SFT examples; prompts are cut from the left (and completions from the right) to fit
+    `max_len` tokens. `ref_top` is read where present (for the KL term, or to report the KL at
+    β = 0) and required when `need_ref`. The per-token `ref_logprobs` are not needed (the top-k
+    holds what the KL uses)."""
+    out: list[SftExample] = []
+    for n, row in read_jsonl(path):
+        where = f"{path}:{n}"
+        prompt = [int(x) for x in _field(row, "prompt_ids", where)]  # type: ignore[union-attr]
+        completion = [int(x) for x in _field(row, "completion_ids", where)]  # type: ignore[union-attr]
+        if not completion:
+            raise ValueError(f"Cannot train on {where}: 'completion_ids' is empty")
+        if not prompt:
+            raise ValueError(f"Cannot train on {where}: 'prompt_ids' is empty (the first completion token needs one)")
+        top_ids: list[list[int]] = []
+        top_lps: list[list[float]] = []
+        if need_ref or "ref_top" in row:
+            top = _field(row, "ref_top", where)
+            if not isinstance(top, list) or len(top) != len(completion):
+                raise ValueError(
+                    f"Cannot read {where}: 'ref_top' needs one list per completion token ({len(completion)}), "
+                    f"got {len(top) if isinstance(top, list) else type(top).__name__}"
+                )
+            for j, entries in enumerate(top):
+                if not entries:
+                    raise ValueError(f"Cannot read {where}: ref_top[{j}] is empty")
+                top_ids.append([int(e["id"]) for e in entries])
+                top_lps.append([float(e["logprob"]) for e in entries])
+        completion = completion[: max_len - 1]
+        prompt = prompt[-(max_len - len(completion)) :]
+        out.append(SftExample(prompt, completion, top_ids[: len(completion)], top_lps[: len(completion)]))
+    return out
+
+
+# ---------------------------------------------------------------------------------------
+# Batches
+
+
+def reward_batch(examples: list[RewardExample], pad_id: int) -> dict[str, torch.Tensor]:
+    """Right-padded input_ids / attention_mask, and label rows (batch index, position, value)."""
+    width = max(len(e.ids) for e in examples)
+    input_ids = torch.full((len(examples), width), pad_id, dtype=torch.int64)
+    attention_mask = torch.zeros((len(examples), width), dtype=torch.int64)
+    rows, positions, labels = [], [], []
+    for b, e in enumerate(examples):
+        input_ids[b, : len(e.ids)] = torch.tensor(e.ids)
+        attention_mask[b, : len(e.ids)] = 1
+        rows.extend([b] * len(e.positions))
+        positions.extend(e.positions)
+        labels.extend(e.labels)
+    return {
+        "input_ids": input_ids,
+        "attention_mask": attention_mask,
+        "label_rows": torch.tensor(rows, dtype=torch.int64),
+        "label_positions": torch.tensor(positions, dtype=torch.int64),
+        "labels": torch.tensor(labels, dtype=torch.float32),
+    }
+
+
+def sft_batch(examples: list[SftExample], pad_id: int) -> dict[str, torch.Tensor]:
+    """Right-padded prompt + completion, with per-token masks and top-k aligned to tokens.
+
+    completion_mask[b, t] = 1 where token t is a completion token (a target of logits t - 1).
+    ref_ids / ref_logprobs / ref_mask [b, s, k]: the reference's top-k at token t (k padded
+    to the batch's largest k, ref_mask 0 there)."""
+    width = max(len(e.prompt_ids) + len(e.completion_ids) for e in examples)
+    k = max((len(t) for e in examples for t in e.ref_top_ids), default=1)
+    b = len(examples)
+    input_ids = torch.full((b, width), pad_id, dtype=torch.int64)
+    attention_mask = torch.zeros((b, width), dtype=torch.int64)
+    completion_mask = torch.zeros((b, width), dtype=torch.float32)
+    ref_ids = torch.zeros((b, width, k), dtype=torch.int64)
+    ref_logprobs = torch.zeros((b, width, k), dtype=torch.float32)
+    ref_mask = torch.zeros((b, width, k), dtype=torch.float32)
+    for i, e in enumerate(examples):
+        p, c = len(e.prompt_ids), len(e.completion_ids)
+        input_ids[i, : p + c] = torch.tensor(e.prompt_ids + e.completion_ids)
+        attention_mask[i, : p + c] = 1
+        completion_mask[i, p : p + c] = 1
+        for j, (ids, lps) in enumerate(zip(e.ref_top_ids, e.ref_top_logprobs)):
+            ref_ids[i, p + j, : len(ids)] = torch.tensor(ids)
+            ref_logprobs[i, p + j, : len(lps)] = torch.tensor(lps)
+            ref_mask[i, p + j, : len(ids)] = 1
+    return {
+        "input_ids": input_ids,
+        "attention_mask": attention_mask,
+        "completion_mask": completion_mask,
+        "ref_ids": ref_ids,
+        "ref_logprobs": ref_logprobs,
+        "ref_mask": ref_mask,
+    }

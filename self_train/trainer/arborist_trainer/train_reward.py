@@ -1,0 +1,230 @@
+"""Train a reward model in one of the head layouts the engine loads, and export it.
+
+  /usr/bin/python3 -m arborist_trainer.train_reward --data FILE --format paper|trl|openrlhf \\
+      (--init DIR|FILE.pt | --config JSON --tokenizer DIR) \\
+      [--head sequence-classification|token-classification|lm-tokens] [--labels 1|2] \\
+      [--loss mse|bce|ce] --out DIR [--steps N] [--batch B] [--lr LR] [--resume] ...
+
+Heads (reward.json "head"/"format" of the exported directory):
+  sequence-classification / paper  one input per step (the paper's prompt), pooled at the last
+      non-pad token. 1 label: --loss mse (Monte-Carlo scores; the engine clips the raw logit to
+      [0, 1]) or bce (0/1 labels; the exported graph ends in a sigmoid so the engine reads the
+      probability). 2 labels: --loss ce (the engine reads softmax class 1) or mse on it.
+  token-classification / qwen-prm  2 labels at every step token (`<extra_0>`).
+  lm-tokens / math-shepherd  a causal LM read at the step tag (" ки"): softmax over the label
+      tokens ("+", "-"); exported as a decoder with KV cache.
+Data formats: see `arborist_trainer.data`.
+
+--init takes a model directory (its ONNX weights are read back by name; a classifier may start
+from a decoder: the new `score` head is drawn at random), a directory with ckpt.pt, or a .pt file.
+--config gives a Hugging Face Qwen2 config (file or inline JSON) for a random init.
+
+Checkpoints go to OUT/ckpt.pt (every --save-every steps, at the end, on SIGINT/SIGTERM); --resume
+continues from it bit-exactly. Progress on stderr; the last stdout line is a JSON summary
+({"first_loss", "last_loss", "losses", ..., "out"}). At the end OUT holds model.onnx,
+config.json, tokenizer files, generation_config.json and reward.json.
+"""
+
+from __future__ import annotations
+
+if __name__ == "__main__":  # before torch loads: glibc reads the malloc settings at start-up
+    from ._runtime import ensure_malloc_env
+
+    ensure_malloc_env("arborist_trainer.train_reward")
+
+import argparse
+import sys
+import warnings
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from . import export as ex
+from .data import read_reward_data, reward_batch
+from .losses import check_reward_loss, reward_loss, reward_scores
+from .model import Qwen2ForSequenceClassification
+from .tokenizer import BPETokenizer
+from .training import LoopConfig, file_digest, print_summary, run_cli, setup_runtime, train
+from .weights import HEAD_ARCH, HEAD_FORMAT, HEADS, init_model, log, write_model_dir
+
+
+class SigmoidSequenceClassifier(Qwen2ForSequenceClassification):
+    """A 1-label sequence classifier whose output is sigmoid(logit): what a BCE-trained head
+    exports, so that the engine's [0, 1] clip of a 1-label output reads the probability."""
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
+        return torch.sigmoid(super().forward(input_ids, attention_mask))
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(
+        prog="python3 -m arborist_trainer.train_reward",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--data", required=True, type=Path, help="JSONL training data")
+    p.add_argument("--format", default="paper", choices=("paper", "trl", "openrlhf"), help="data format")
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--init", help="model directory (ONNX weights), directory with ckpt.pt, or .pt file")
+    src.add_argument("--config", help="Hugging Face Qwen2 config.json path or inline JSON (random init)")
+    p.add_argument("--tokenizer", type=Path, help="directory with tokenizer.json (default: --init's)")
+    p.add_argument("--head", default="sequence-classification", choices=HEADS)
+    p.add_argument("--labels", type=int, choices=(1, 2), help="outputs of a sequence classifier "
+                   "(default: 2 for --loss ce, else 1; token-classification: 2)")
+    p.add_argument("--loss", choices=("mse", "bce", "ce"), help="default: mse for 1 label, ce for 2")
+    p.add_argument("--out", required=True, type=Path, help="output model directory (and ckpt.pt)")
+    p.add_argument("--steps", type=int, default=100)
+    p.add_argument("--batch", type=int, default=8)
+    p.add_argument("--lr", type=float, default=1e-4)
+    p.add_argument("--weight-decay", type=float, default=0.0)
+    p.add_argument("--warmup", type=int, default=0, help="linear warm-up steps")
+    p.add_argument("--schedule", default="constant", choices=("constant", "cosine"))
+    p.add_argument("--grad-clip", type=float, default=1.0, help="max gradient norm (0: off)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--max-len", type=int, default=1024, help="tokens per example (paper: the end is kept)")
+    p.add_argument("--step-tag", help="step token of token-classification / lm-tokens heads "
+                   "(default <extra_0> / ' ки')")
+    p.add_argument("--label-tokens", nargs=2, default=["+", "-"], metavar=("GOOD", "BAD"),
+                   help="lm-tokens: the tokens read at each tag; also the hard labels of openrlhf data")
+    p.add_argument("--init-std", type=float, default=0.02, help="std of a --config random init")
+    p.add_argument("--save-every", type=int, default=100)
+    p.add_argument("--log-every", type=int, default=0, help="0: about 20 progress lines")
+    p.add_argument("--stop-after", type=int, default=0, help="stop (with a checkpoint) after N steps of this run")
+    p.add_argument("--resume", action="store_true", help="continue from OUT/ckpt.pt")
+    p.add_argument("--threads", type=int, default=2)
+    args = p.parse_args(argv)
+    if args.head == "sequence-classification":
+        if args.labels is None:
+            args.labels = 2 if args.loss == "ce" else 1
+        if args.loss is None:
+            args.loss = "ce" if args.labels == 2 else "mse"
+    else:
+        args.labels = 2
+        args.loss = args.loss or "ce"
+        if args.loss == "bce":
+            p.error("--loss bce is for 1-label sequence classification; use ce")
+    try:
+        check_reward_loss(args.loss, args.labels)
+    except ValueError as e:
+        p.error(str(e))
+    if args.config is not None and args.tokenizer is None:
+        p.error("--config needs --tokenizer DIR (reward data is text)")
+    return args
+
+
+def label_token_ids(tok: BPETokenizer, tokens: list[str]) -> list[int]:
+    """Ids of (good, bad) single tokens (the last id if a token encodes to several)."""
+    out = []
+    for t in tokens:
+        i = tok.token_to_id(t)
+        if i is None:
+            ids = tok.encode(t, add_special_tokens=False)
+            if not ids:
+                raise ValueError(f"Cannot use the label token {t!r}: it encodes to nothing")
+            i = ids[-1]
+        out.append(i)
+    return out
+
+
+def make_step_loss(head: str, loss: str, good_bad: list[int] | None):  # noqa: ANN201
+    """(model, batch) -> (loss, metrics) for a head."""
+
+    def step_loss(model: nn.Module, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:
+        logits = head_logits(model, head, batch, good_bad)
+        value = reward_loss(logits, batch["labels"], loss)
+        with torch.no_grad():
+            scores = reward_scores(logits.detach(), loss)
+            acc = ((scores > 0.5) == (batch["labels"] > 0.5)).float().mean()
+        return value, {"acc": float(acc)}
+
+    return step_loss
+
+
+def head_logits(
+    model: nn.Module, head: str, batch: dict[str, torch.Tensor], good_bad: list[int] | None
+) -> torch.Tensor:
+    """[n_labels, 1 or 2] logits at the labelled positions ((bad, good) for lm-tokens)."""
+    if head == "sequence-classification":
+        return model(batch["input_ids"], batch["attention_mask"])
+    rows, pos = batch["label_rows"], batch["label_positions"]
+    if head == "token-classification":
+        return model(batch["input_ids"], batch["attention_mask"])[rows, pos]
+    hidden, _ = model.model(batch["input_ids"], batch["attention_mask"])
+    picked = hidden[rows, pos]  # [n, hidden]: the lm_head only where it is read
+    good, bad = good_bad  # type: ignore[misc]
+    weight = model.lm_head.weight[[bad, good]]
+    return picked @ weight.T
+
+
+def export_reward(model: nn.Module, args: argparse.Namespace, hf: dict, tokenizer_dir: Path) -> None:
+    """Write the engine's model directory into args.out."""
+    reward = {"head": args.head, "format": HEAD_FORMAT[args.head]}
+    if args.head == "lm-tokens":
+        reward |= {"step_tag": args.step_tag or " ки", "label_tokens": list(args.label_tokens)}
+        graph = ex.export_decoder(model)
+    else:
+        if args.step_tag and args.head == "token-classification":
+            reward["step_token"] = args.step_tag
+        target = model
+        if args.head == "sequence-classification" and args.labels == 1 and args.loss == "bce":
+            target = SigmoidSequenceClassifier(model.config, 1)
+            target.load_state_dict(model.state_dict())
+        graph = ex.export_classifier(target.eval())
+    reward["trained"] = {
+        "loss": args.loss,
+        "labels": args.labels,
+        "output": "sigmoid" if args.loss == "bce" else ("softmax" if args.labels == 2 else "raw clipped to [0, 1]"),
+    }
+    write_model_dir(
+        args.out,
+        graph,
+        hf_config=hf,
+        architecture=HEAD_ARCH[args.head],
+        tokenizer_dir=tokenizer_dir,
+        num_labels=None if args.head == "lm-tokens" else args.labels,
+        reward=reward,
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    setup_runtime(args.threads)
+    warnings.filterwarnings("ignore", category=torch.jit.TracerWarning)  # the export's constant masks
+    tokenizer_dir = args.tokenizer or Path(args.init if Path(args.init).is_dir() else Path(args.init).parent)
+    tok = BPETokenizer.from_file(tokenizer_dir)
+    examples = read_reward_data(args.data, args.format, args.head, tok, max_len=args.max_len, step_tag=args.step_tag,
+                                reward_tokens=tuple(args.label_tokens))
+    model, hf, fresh = init_model(
+        args.head, args.labels, init=args.init, config=args.config, seed=args.seed, init_std=args.init_std
+    )
+    if tok.vocab_size > model.config.vocab_size:
+        raise ValueError(f"Cannot train: the tokenizer has {tok.vocab_size} ids, the model {model.config.vocab_size}")
+    pad = model.config.pad_token_id
+    if pad is None:
+        raise ValueError("Cannot pad batches: the config has no pad_token_id")
+    good_bad = label_token_ids(tok, args.label_tokens) if args.head == "lm-tokens" else None
+    n_labels = sum(len(e.labels) for e in examples)
+    log(f"data: {len(examples)} examples, {n_labels} labels, mean label "
+        f"{sum(x for e in examples for x in e.labels) / n_labels:.3f}; init: "
+        f"{args.init or 'random (--config)'}" + (f", drawn at random: {', '.join(fresh)}" if fresh else ""))
+    cfg = LoopConfig(
+        out=args.out, steps=args.steps, batch=args.batch, lr=args.lr, seed=args.seed,
+        weight_decay=args.weight_decay, warmup=args.warmup, schedule=args.schedule, grad_clip=args.grad_clip,
+        save_every=args.save_every, log_every=args.log_every, stop_after=args.stop_after, resume=args.resume,
+    )
+    run_args = {"kind": "reward", "head": args.head, "labels": args.labels, "loss": args.loss,
+                "data_digest": file_digest(args.data)}
+    summary = train(model, examples, lambda rows: reward_batch(rows, pad),
+                    make_step_loss(args.head, args.loss, good_bad), cfg, run_args)
+    if summary["finished"]:
+        export_reward(model, args, hf, tokenizer_dir)
+        summary["out"] = str(args.out)
+    summary |= {"kind": "reward", "head": args.head, "labels": args.labels, "loss": args.loss,
+                "examples": len(examples)}
+    print_summary(summary)
+    return 130 if summary["stopped_by_signal"] else 0
+
+
+if __name__ == "__main__":
+    sys.exit(run_cli("arborist_trainer.train_reward", main))
