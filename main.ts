@@ -81,12 +81,15 @@ const COMMANDS: Record<string, Command> = {
   "score-steps": {
     summary: "score each step of a solution with a reward model",
     usage:
-      "score-steps --reward DIR [--head H] [--format F] [--step-tag T] [--dtype D] --question TEXT --steps-file FILE [--json]",
+      "score-steps --reward DIR [--head token-classification|lm-tokens|sequence-classification] [--format qwen-prm|math-shepherd|paper] [--step-tag T] [--label-tokens +,-] [--step-token T] [--system-prompt TEXT] [--dtype D] --question TEXT --steps-file FILE [--json]",
     options: {
       reward: { type: "string" },
       head: { type: "string" },
       format: { type: "string" },
       "step-tag": { type: "string" },
+      "step-token": { type: "string" },
+      "label-tokens": { type: "string" },
+      "system-prompt": { type: "string" },
       dtype: { type: "string" },
       question: { type: "string" },
       "steps-file": { type: "string" },
@@ -268,6 +271,18 @@ async function runGenerate(values: Record<string, unknown>): Promise<void> {
   }
 }
 
+function labelTokensOf(values: Record<string, unknown>): [string, string] | undefined {
+  const v = values["label-tokens"] as string | undefined;
+  if (v === undefined) return undefined;
+  const parts = v.split(",");
+  if (parts.length !== 2 || parts.some((p) => p === "")) {
+    throw new UsageError(
+      `--label-tokens must be two tokens separated by a comma, e.g. '+,-': got '${v}'`,
+    );
+  }
+  return [parts[0], parts[1]];
+}
+
 async function runScoreSteps(values: Record<string, unknown>): Promise<void> {
   const dir = need(values, "reward");
   const question = need(values, "question");
@@ -285,6 +300,9 @@ async function runScoreSteps(values: Record<string, unknown>): Promise<void> {
     head: values.head as RewardConfig["head"] | undefined,
     format: values.format as RewardConfig["format"] | undefined,
     step_tag: values["step-tag"] as string | undefined,
+    step_token: values["step-token"] as string | undefined,
+    system_prompt: values["system-prompt"] as string | undefined,
+    label_tokens: labelTokensOf(values),
     dtype: dtypeOf(values),
     threads: num(values, "threads", { integer: true, min: 1 }),
   });
