@@ -8,7 +8,7 @@ import type { TreeNode } from "../mcts/mod.ts";
 import type { RunStore, StoredTree, TreeKind } from "../store/mod.ts";
 import { mixSeed } from "./_lines.ts";
 import { hnc } from "./hnc.ts";
-import { trajectoryOrmSamples } from "./orm.ts";
+import { trajectoryOrmSamples, treeOrmSamples } from "./orm.ts";
 import { problemsOf } from "./sft.ts";
 import { type PerDepthOptions, treeSamples } from "./tree_samples.ts";
 import type { RewardSample } from "./types.ts";
@@ -62,10 +62,25 @@ export async function* runRewardSamples(
   for await (const p of problemsOf(store, runId)) questions.set(p.problemId, p.question);
   const source = `run:${runId}`;
   if (options.kind === "orm") {
+    let trajectories = 0;
     for (const [problemId, question] of questions) {
       options.signal?.throwIfAborted();
       const list = await store.listTrajectories(runId, { problemId });
+      trajectories += list.length;
       yield* trajectoryOrmSamples(list, { question, problemId, source });
+      options.onItem?.();
+    }
+    if (trajectories > 0) return;
+    // A run of annotation trees stores no trajectories: its graded leaves are the solutions.
+    for await (const tree of store.iterTrees(runId, { kind: "annotation" })) {
+      options.signal?.throwIfAborted();
+      const question = questions.get(tree.problemId);
+      if (question === undefined) continue;
+      yield* treeOrmSamples(tree.nodes as TreeNode[], {
+        question,
+        problemId: tree.problemId,
+        source,
+      });
       options.onItem?.();
     }
     return;

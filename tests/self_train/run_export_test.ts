@@ -12,6 +12,7 @@ import {
 } from "../../self_train/mod.ts";
 import { sharedDataPath } from "../_helpers.ts";
 import { populate } from "./_store.ts";
+import { scriptedAnnotation } from "./_fixtures.ts";
 
 const PHASE1 = sharedDataPath("prm800k/phase1_test.jsonl");
 
@@ -228,4 +229,40 @@ Deno.test("exportCommand() usage errors are one-line RangeErrors naming the flag
       });
     }
   });
+});
+
+Deno.test("runRewardSamples() orm of a run of annotation trees only: its graded leaves", async () => {
+  const store = await openStore(":memory:");
+  try {
+    await store.createRun({
+      id: "a",
+      strategy: "annotate",
+      config: {},
+      seed: 0,
+      policyId: "scripted",
+      problemsSource: "hand",
+    });
+    const nodes = await scriptedAnnotation();
+    await store.saveProblemResult("a", {
+      problemId: "p",
+      index: 0,
+      question: "What is 3 + 4?",
+      gold: "7",
+      tokens: 0,
+      seconds: 0,
+      tree: { kind: "annotation", seed: 1, nodes },
+    });
+    const samples = [];
+    for await (const s of runRewardSamples(store, "a", { kind: "orm" })) samples.push(s);
+    const graded = nodes.filter((n) =>
+      n.terminal && n.children.length === 0 && n.correct !== undefined
+    );
+    assert.ok(samples.length > 0 && samples.length <= graded.length);
+    assert.deepEqual(
+      new Set(samples.map((s) => s.label)),
+      new Set(graded.map((n) => (n.correct ? 1 : 0))),
+    );
+  } finally {
+    await store.close();
+  }
 });
