@@ -6,6 +6,23 @@
  */
 
 /** Options of {@linkcode postJson} and {@linkcode getJson}. */
+/**
+ * The HTTP settings among a remote backend's options (everything but the signal).
+ *
+ * @param o Options that carry HTTP settings.
+ * @returns Just those settings.
+ */
+export function httpOptionsOf(o: Omit<HttpOptions, "signal">): HttpOptions {
+  return {
+    apiKey: o.apiKey,
+    timeoutMs: o.timeoutMs,
+    retries: o.retries,
+    backoffMs: o.backoffMs,
+    maxBackoffMs: o.maxBackoffMs,
+  };
+}
+
+/** Settings of one HTTP call with retries. */
 export interface HttpOptions {
   /** Sent as `Authorization: Bearer <apiKey>`. */
   apiKey?: string;

@@ -18,6 +18,7 @@ export {
   firstModelId,
   getJson,
   type HttpOptions,
+  httpOptionsOf,
   postJson,
   RemoteError,
   type RemoteErrorKind,

@@ -5,7 +5,14 @@
  * @module
  */
 import { z } from "zod";
-import { firstModelId, type HttpOptions, postJson, RemoteError, serverRoot } from "./_http.ts";
+import {
+  firstModelId,
+  type HttpOptions,
+  httpOptionsOf,
+  postJson,
+  RemoteError,
+  serverRoot,
+} from "./_http.ts";
 import type {
   FinishReason,
   GenerateOptions,
@@ -128,7 +135,7 @@ export class RemotePolicy implements PolicyModel {
     }
     this.id = o.model;
     this.baseUrl = serverRoot(o.baseUrl);
-    this.#http = httpOptions(o);
+    this.#http = httpOptionsOf(o);
   }
 
   /**
@@ -141,7 +148,7 @@ export class RemotePolicy implements PolicyModel {
   static async connect(options: RemotePolicyOptions): Promise<RemotePolicy> {
     const o = parseOptions(options);
     if (o.model !== undefined) return new RemotePolicy(o);
-    return new RemotePolicy({ ...o, model: await firstModelId(o.baseUrl, httpOptions(o)) });
+    return new RemotePolicy({ ...o, model: await firstModelId(o.baseUrl, httpOptionsOf(o)) });
   }
 
   /** {@inheritDoc PolicyModel.generate} */
@@ -327,16 +334,6 @@ function parseOptions(options: RemotePolicyOptions): RemotePolicyOptions {
   }
   serverRoot(r.data.baseUrl);
   return r.data;
-}
-
-function httpOptions(o: RemotePolicyOptions): HttpOptions {
-  return {
-    apiKey: o.apiKey,
-    timeoutMs: o.timeoutMs,
-    retries: o.retries,
-    backoffMs: o.backoffMs,
-    maxBackoffMs: o.maxBackoffMs,
-  };
 }
 
 function checkGenerate(options: GenerateOptions): Checked {

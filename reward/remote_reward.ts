@@ -8,6 +8,7 @@ import { z } from "zod";
 import {
   firstModelId,
   type HttpOptions,
+  httpOptionsOf,
   postJson,
   RemoteError,
   serverRoot,
@@ -128,7 +129,7 @@ export class RemoteReward implements RewardModel {
     this.api = o.api ?? "classify";
     this.baseUrl = serverRoot(o.baseUrl);
     this.#url = `${this.baseUrl}${o.path ?? `/${this.api}`}`;
-    this.#http = httpOptions(o);
+    this.#http = httpOptionsOf(o);
     this.#systemPrompt = o.systemPrompt;
     this.#stepToken = o.stepToken;
   }
@@ -144,7 +145,7 @@ export class RemoteReward implements RewardModel {
   static async connect(options: RemoteRewardOptions): Promise<RemoteReward> {
     const o = parseOptions(options);
     if (o.model !== undefined) return new RemoteReward(o);
-    return new RemoteReward({ ...o, model: await firstModelId(o.baseUrl, httpOptions(o)) });
+    return new RemoteReward({ ...o, model: await firstModelId(o.baseUrl, httpOptionsOf(o)) });
   }
 
   /** {@inheritDoc RewardModel.scoreSteps} */
@@ -234,14 +235,4 @@ function parseOptions(options: RemoteRewardOptions): RemoteRewardOptions {
   }
   serverRoot(r.data.baseUrl);
   return r.data;
-}
-
-function httpOptions(o: RemoteRewardOptions): HttpOptions {
-  return {
-    apiKey: o.apiKey,
-    timeoutMs: o.timeoutMs,
-    retries: o.retries,
-    backoffMs: o.backoffMs,
-    maxBackoffMs: o.maxBackoffMs,
-  };
 }
