@@ -38,6 +38,7 @@ import {
   EXPORT_USAGE,
   exportCommand,
 } from "./self_train/mod.ts";
+import { SERVE_OPTIONS, SERVE_USAGE, serveCommand } from "./server/mod.ts";
 import { openStore, parseShard } from "./store/mod.ts";
 
 /** A usage error: printed as one line, exit code 2. */
@@ -179,16 +180,12 @@ const COMMANDS: Record<string, Command> = {
     run: runGrade,
   },
   serve: {
-    summary: "serve guided reasoning over HTTP (not built yet)",
-    usage: "serve [--port P] [--host H]",
-    options: { port: { type: "string" }, host: { type: "string" } },
-    run: () => notBuilt("serve", "the HTTP API (issue 6)"),
+    summary: "serve guided reasoning over HTTP (OpenAI-compatible API, live search-tree page)",
+    usage: SERVE_USAGE,
+    options: SERVE_OPTIONS as Options,
+    run: (v) => serveCommand(v),
   },
 };
-
-function notBuilt(name: string, what: string): Promise<void> {
-  throw new Error(`'${name}' is not built yet: it needs ${what}, which is still open`);
-}
 
 function helpText(): string {
   const lines = ["arborist: reward-guided reasoning with small ONNX models", "", "Commands:"];

@@ -151,6 +151,24 @@ export class PrefixCache {
     this.#count--;
   }
 
+  /**
+   * Drop every cached node whose text starts with `prefix` (with everything under it): what a
+   * finished or cancelled search no longer needs. Ancestors shorter than `prefix` stay.
+   *
+   * @returns How many subtrees were dropped.
+   */
+  removeUnder(prefix: string): number {
+    const tops: Node[] = [];
+    const stack = [...this.#root.children];
+    while (stack.length) {
+      const n = stack.pop()!;
+      if (n.text.startsWith(prefix)) tops.push(n);
+      else if (prefix.startsWith(n.text)) stack.push(...n.children);
+    }
+    for (const n of tops) this.remove(n);
+    return tops.length;
+  }
+
   /** Drop least-recently-used leaves until the budget holds. */
   evict(): void {
     while (this.#bytes > this.#maxBytes) {

@@ -89,3 +89,15 @@ Deno.test("PrefixCache evicts least recently used leaves and keeps chains whole"
   assert.equal(c.size, 0);
   assert.equal(c.bytes, 0);
 });
+
+Deno.test("PrefixCache.removeUnder drops a search's subtrees and keeps shorter ancestors", () => {
+  const c = new PrefixCache(layout);
+  const q = c.insert(c.root, { text: "Q", ids: [1], segment: seg(0, 1) });
+  const a = c.insert(q, { text: "Q a", ids: [1, 2], segment: seg(1, 1) });
+  c.insert(a, { text: "Q a b", ids: [1, 2, 3], segment: seg(2, 1) });
+  c.insert(q, { text: "Q z", ids: [1, 4], segment: seg(1, 1) });
+  assert.equal(c.removeUnder("Q a"), 1);
+  assert.equal(c.size, 2);
+  assert.equal(c.lookup("Q a b"), q);
+  assert.equal(c.lookup("Q z"), c.lookup("Q z!"));
+});

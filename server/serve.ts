@@ -1,0 +1,211 @@
+// deno-lint-ignore-file no-console -- the server's entry reports on stderr by design
+/**
+ * `arborist serve`: open the models, listen, and shut down gracefully on SIGINT/SIGTERM
+ * (stop accepting, let requests in flight finish up to a deadline, then cancel them, then
+ * close the models and the store).
+ *
+ * @module
+ */
+import { existsSync } from "node:fs";
+import { fileURLToPath } from "node:url";
+import { z } from "zod";
+import { isUrl } from "../agent/mod.ts";
+import { type PolicyModel, RemotePolicy } from "../inference/mod.ts";
+import { RemoteReward, type RewardModel } from "../reward/mod.ts";
+import { openStore } from "../store/mod.ts";
+import { createApp } from "./app.ts";
+import { formatZodError } from "./_errors.ts";
+import { ServedPolicy } from "./_served_policy.ts";
+import { WorkerReward } from "./_worker_reward.ts";
+
+/** The flags of `serve`, in `node:util` `parseArgs` form (for the CLI to merge in). */
+export const SERVE_OPTIONS = {
+  port: { type: "string" },
+  host: { type: "string" },
+  policy: { type: "string" },
+  reward: { type: "string" },
+  db: { type: "string" },
+  token: { type: "string" },
+  cors: { type: "string" },
+  "max-queue": { type: "string" },
+  "max-concurrency": { type: "string" },
+  "timeout-seconds": { type: "string" },
+  "shutdown-seconds": { type: "string" },
+  threads: { type: "string" },
+  "kv-cache-mib": { type: "string" },
+  "api-key": { type: "string" },
+  "cached-only": { type: "boolean" },
+} as const;
+
+/** One line of usage for `serve`. */
+export const SERVE_USAGE =
+  "serve [--policy DIR|URL (default: the bundled models/policy)] [--reward DIR|URL (default with it: models/hrm)] [--port 8787] [--host 127.0.0.1] [--db data/arborist.db] [--token T (or env ARBORIST_TOKEN)] [--cors ORIGIN] [--max-queue 32] [--max-concurrency 2] [--timeout-seconds 300] [--shutdown-seconds 10] [--threads N] [--kv-cache-mib 128] [--api-key K] [--cached-only]";
+
+const int = (min: number, max: number) => z.coerce.number().pipe(z.int().min(min).max(max));
+
+const flagsSchema = z.looseObject({
+  port: int(0, 65535).default(8787),
+  host: z.string().min(1).default("127.0.0.1"),
+  policy: z.string().min(1).optional(),
+  reward: z.string().min(1).optional(),
+  db: z.string().min(1).default("data/arborist.db"),
+  token: z.string().min(1).optional(),
+  cors: z.string().min(1).optional(),
+  "max-queue": int(0, 100_000).optional(),
+  "max-concurrency": int(1, 256).optional(),
+  "timeout-seconds": z.coerce.number().pipe(z.number().gt(0).max(86_400)).optional(),
+  "shutdown-seconds": z.coerce.number().pipe(z.number().min(0).max(3600)).default(10),
+  threads: int(1, 256).optional(),
+  "kv-cache-mib": int(0, 1 << 20).default(128),
+  "api-key": z.string().optional(),
+  "cached-only": z.boolean().optional(),
+});
+
+/** The checked flags of `serve`. */
+export type ServeFlags = z.infer<typeof flagsSchema>;
+
+/** The bundled models: `<repo>/models/policy` and the step reward `<repo>/models/hrm`. */
+export const BUNDLED = {
+  policy: fileURLToPath(new URL("../models/policy", import.meta.url)),
+  reward: fileURLToPath(new URL("../models/hrm", import.meta.url)),
+};
+
+/** True for addresses only this machine can reach. */
+export function isLoopback(host: string): boolean {
+  const h = host.replace(/^\[|\]$/g, "").toLowerCase();
+  return h === "localhost" || h === "::1" || /^127(\.\d{1,3}){3}$/.test(h);
+}
+
+/**
+ * Check the flags of `serve`: types, ranges, the token rule and `--cached-only`.
+ *
+ * @param values Parsed flags (strings and booleans).
+ * @param env Where `ARBORIST_TOKEN` is read (default: the process environment).
+ * @param bundled The bundled models where they exist (default: looked up in `models/`); used
+ *   when `--policy` is absent.
+ * @returns The flags with defaults, `token` filled from the environment.
+ * @throws Error with one clear line when a flag is wrong.
+ */
+export function parseServeFlags(
+  values: Record<string, unknown>,
+  env: (name: string) => string | undefined = (n) => Deno.env.get(n),
+  bundled: { policy?: string; reward?: string } = bundledModels(),
+): ServeFlags {
+  const r = flagsSchema.safeParse(values);
+  if (!r.success) throw new Error(`Invalid flag --${formatZodError(r.error, values)}`);
+  const f = r.data;
+  f.token ??= env("ARBORIST_TOKEN") || undefined;
+  if (!f.policy && bundled.policy) {
+    f.policy = bundled.policy;
+    f.reward ??= bundled.reward;
+  }
+  if (!f.policy) {
+    throw new Error(
+      `serve needs --policy DIR|URL (a model directory or an OpenAI-compatible URL): the bundled ${BUNDLED.policy} is not built yet`,
+    );
+  }
+  if (!isLoopback(f.host) && !f.token) {
+    throw new Error(
+      `Refusing to listen on ${f.host} without a token: anyone who can reach it could use the models. Pass --token T or set ARBORIST_TOKEN (a token is required on every address but loopback), or use --host 127.0.0.1`,
+    );
+  }
+  if (f["cached-only"]) {
+    for (const name of ["policy", "reward"] as const) {
+      const at = f[name];
+      if (at && isUrl(at)) {
+        throw new Error(
+          `--cached-only runs without network: --${name} must be a local directory, got ${at}`,
+        );
+      }
+    }
+    if (/^(libsql|https?|wss?):/i.test(f.db)) {
+      throw new Error(`--cached-only runs without network: --db must be a local file, got ${f.db}`);
+    }
+  }
+  return f;
+}
+
+function bundledModels(): { policy?: string; reward?: string } {
+  const there = (dir: string) => existsSync(`${dir}/config.json`) ? dir : undefined;
+  return { policy: there(BUNDLED.policy), reward: there(BUNDLED.reward) };
+}
+
+function openPolicyFor(f: ServeFlags): Promise<PolicyModel> {
+  const at = f.policy!;
+  if (isUrl(at)) return RemotePolicy.connect({ baseUrl: at, apiKey: f["api-key"] });
+  return ServedPolicy.load(at, { threads: f.threads, cacheBytes: f["kv-cache-mib"] * 2 ** 20 });
+}
+
+function openRewardFor(f: ServeFlags): Promise<RewardModel | undefined> {
+  const at = f.reward;
+  if (!at) return Promise.resolve(undefined);
+  if (isUrl(at)) return RemoteReward.connect({ baseUrl: at, apiKey: f["api-key"] });
+  return WorkerReward.load(at, { threads: f.threads });
+}
+
+/**
+ * Run the server until SIGINT or SIGTERM.
+ *
+ * @param values The flags (see {@linkcode SERVE_OPTIONS}).
+ * @returns When the server has stopped and everything is closed.
+ */
+export async function serveCommand(values: Record<string, unknown>): Promise<void> {
+  const f = parseServeFlags(values);
+  const store = await openStore(f.db);
+  const policy = openPolicyFor(f);
+  const reward = openRewardFor(f);
+  const stop = new AbortController();
+  const app = createApp({
+    policy,
+    reward,
+    store,
+    signal: stop.signal,
+    config: {
+      token: f.token,
+      cors: f.cors,
+      maxQueue: f["max-queue"],
+      maxConcurrency: f["max-concurrency"],
+      timeoutSeconds: f["timeout-seconds"],
+    },
+    onError: (e) => console.error(`arborist: internal error: ${(e as Error)?.stack ?? e}`),
+  });
+  const server = Deno.serve({
+    port: f.port,
+    hostname: f.host,
+    onListen: (a) => console.error(`arborist: listening on http://${a.hostname}:${a.port}/`),
+  }, app.fetch);
+  const closeAll = async () => {
+    const settled = await Promise.allSettled([policy, reward]);
+    await Promise.allSettled([
+      ...settled.map((s) => s.status === "fulfilled" ? s.value?.close() : undefined),
+      store.close(),
+    ]);
+  };
+  let stopping: Promise<void> | undefined;
+  const onSignal = () => {
+    if (stopping) return;
+    const secs = f["shutdown-seconds"];
+    console.error(`arborist: stopping; requests in flight get ${secs} s to finish`);
+    const timer = setTimeout(
+      () => stop.abort(new DOMException("shutdown", "AbortError")),
+      secs * 1000,
+    );
+    stopping = server.shutdown().finally(() => clearTimeout(timer));
+  };
+  const signals: Deno.Signal[] = Deno.build.os === "windows" ? ["SIGINT"] : ["SIGINT", "SIGTERM"];
+  for (const s of signals) Deno.addSignalListener(s, onSignal);
+  try {
+    const [p, r] = await Promise.all([policy, reward]).catch((e) => {
+      console.error(`arborist: cannot load the models: ${(e as Error).message}`);
+      onSignal();
+      throw e;
+    });
+    console.error(`arborist: ready (policy ${p.id}${r ? `, reward ${r.id}` : ""})`);
+    await server.finished;
+    await stopping;
+  } finally {
+    for (const s of signals) Deno.removeSignalListener(s, onSignal);
+    await closeAll();
+    console.error("arborist: stopped");
+  }
+}
