@@ -294,9 +294,14 @@ class BatchRun {
     if (c.done === "eos") return; // terminal: never expanded
     const end = L + c.ids.length - 1; // its last token was sampled, not yet fed
     if (end > kv.length) return;
+    // Tokens that decode to no text (special tokens, ids past the tokenizer's vocabulary)
+    // would give a node with its parent's text, which lookup() would then pick for the parent's
+    // prompt: a later generate() of that prompt would continue after these tokens.
+    const text = this.#decode(c.ids);
+    if (text.length === 0) return;
     const segment = sliceRow(this.#p.lm.layout, kv, { row, start: L, end });
     this.#p.cache.insert(this.#node, {
-      text: this.#node.text + this.#decode(c.ids),
+      text: this.#node.text + text,
       ids: [...this.#node.ids, ...c.ids],
       segment,
     });

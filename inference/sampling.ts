@@ -139,14 +139,60 @@ export function sampleToken(
   options: { sampler: Sampler; rng: Random },
 ): SampledToken {
   const { sampler, rng } = options;
+  if (sampler.temperature === 0) return greedyToken(logits);
+  if (sampler.topK === 0 && sampler.topP === 1) return drawFull(logits, sampler.temperature, rng);
   const lse = logSumExp(logits);
-  if (sampler.temperature === 0) {
-    const id = argmax(logits);
-    return { id, logprob: logits[id] - lse };
-  }
   const candidates = truncated(logits, sampler);
   const id = drawFrom(candidates, rng);
   return { id, logprob: logits[id] - lse };
+}
+
+// The two paths below run once per generated token over the whole vocabulary (150k logits
+// for Qwen), so they make as few passes as they can and allocate nothing; they give exactly
+// the results of logSumExp + argmax / truncated + drawFrom (same operations, same order).
+
+/** Argmax and log-sum-exp in two passes (max with its index, then the sum). */
+function greedyToken(logits: Float32Array): SampledToken {
+  let id = 0, max = -Infinity;
+  for (let i = 0; i < logits.length; i++) {
+    const x = logits[i];
+    if (x > max) max = x;
+    if (x > logits[id]) id = i; // as argmax() does, also when there are NaNs
+  }
+  if (max === -Infinity) return { id: 0, logprob: logits[0] - max };
+  let sum = 0;
+  for (let i = 0; i < logits.length; i++) sum += Math.exp(logits[i] - max);
+  return { id, logprob: logits[id] - (max + Math.log(sum)) };
+}
+
+let scratch = new Float64Array(0);
+
+/**
+ * Temperature sampling over the whole vocabulary: max, tempered weights (kept in a reused
+ * buffer) and their total, then the draw. At temperature 1 the total is also the sum of
+ * log-sum-exp, which saves a pass.
+ */
+function drawFull(logits: Float32Array, temperature: number, rng: Random): SampledToken {
+  const n = logits.length;
+  const invT = 1 / temperature;
+  let max = -Infinity;
+  for (let i = 0; i < n; i++) if (logits[i] > max) max = logits[i];
+  if (scratch.length < n) scratch = new Float64Array(n);
+  const w = scratch;
+  let total = 0;
+  for (let i = 0; i < n; i++) {
+    w[i] = Math.exp((logits[i] - max) * invT);
+    total += w[i];
+  }
+  const lse = invT === 1
+    ? (max === -Infinity ? -Infinity : max + Math.log(total))
+    : logSumExp(logits);
+  let r = rng.next() * total;
+  for (let i = 0; i < n; i++) {
+    r -= w[i];
+    if (r < 0) return { id: i, logprob: logits[i] - lse };
+  }
+  return { id: n - 1, logprob: logits[n - 1] - lse };
 }
 
 interface Candidates {
