@@ -27,6 +27,14 @@ export function cpuPressure(): number {
   }
 }
 
+/**
+ * Median over rounds of `a[i] / b[i]`: the ratio of two variants measured side by side in
+ * each round, which cancels what changed between rounds (other processes come and go).
+ */
+export function pairedRatio(a: readonly number[], b: readonly number[]): number {
+  return median(a.map((x, i) => x / b[i]));
+}
+
 /** Print one progress line on stderr. */
 export function progress(line: string): void {
   console.error(`[bench] ${line}`);

@@ -35,7 +35,7 @@ export interface DecodeOptions {
   promptTokens?: number;
   /** New tokens per generation (default 64). */
   newTokens?: number;
-  /** Rounds (default 5). */
+  /** Rounds (default 7). */
   reps?: number;
   /** Bytes of the bandwidth buffer (default 1 GiB). */
   bandwidthBytes?: number;
@@ -93,7 +93,7 @@ export interface DecodeResult {
  * @returns Medians and the profile of the project path.
  */
 export async function benchDecode(options: DecodeOptions = {}): Promise<DecodeResult> {
-  const { promptTokens = 256, newTokens = 64, reps = 5 } = options;
+  const { promptTokens = 256, newTokens = 64, reps = 7 } = options;
   const dir = await ensureBenchModel();
   const steps = newTokens - 1; // the first new token comes from the prefill's logits
   progress(`decode: loading the project policy, a bare session and transformers.js`);
@@ -469,7 +469,7 @@ export const MALLOC_ENV: Record<string, string> = {
 export interface MallocOptions {
   /** Prompt tokens (default 256). */
   promptTokens?: number;
-  /** New tokens per generation (default 48). */
+  /** New tokens per generation (default 32). */
   newTokens?: number;
   /** Rounds: each runs one process per setting (default 3). */
   reps?: number;
@@ -495,7 +495,7 @@ export interface MallocResult {
  * @returns Medians.
  */
 export async function benchMalloc(options: MallocOptions = {}): Promise<MallocResult> {
-  const { promptTokens = 256, newTokens = 48, reps = 3 } = options;
+  const { promptTokens = 256, newTokens = 32, reps = 3 } = options;
   await ensureBenchModel();
   const root = new URL("..", import.meta.url);
   const child = new URL("./_decode_child.ts", import.meta.url).pathname;

@@ -29,6 +29,7 @@ import { benchStore, type StoreBenchResult } from "./store_bench.ts";
 import {
   fmt,
   median,
+  pairedRatio,
   PRESSURE,
   progress,
   type Row,
@@ -39,14 +40,16 @@ import {
 } from "./_stats.ts";
 import { TJS_VERSION } from "./_tjs.ts";
 
+// The cheap sections first: the server's memory figures are this process's RSS, which the
+// 2 GB model sessions would leave raised.
 const SECTIONS = [
+  "search",
+  "store",
+  "server",
   "decode",
   "siblings",
   "reward",
   "malloc",
-  "search",
-  "store",
-  "server",
 ] as const;
 type Section = typeof SECTIONS[number];
 
@@ -118,14 +121,15 @@ function decodeTable(d: DecodeResult): string {
   const tjs = typeof d.tjsMs === "number"
     ? {
       value: tokS(d.tjsMs),
-      note: `${(d.bareMs / d.tjsMs).toFixed(3)} x bare speed; range ${
-        spread(r["transformers.js (ms/step)"])
-      } ms; same tokens as bare: ${d.agree.tjs ? "yes" : "no"}; its prefill ${
-        fmt(d.tjsPrefillS ?? NaN)
-      } s`,
+      note: `${(d.bareMs / d.tjsMs).toFixed(3)} x bare speed (paired by round ${
+        pairedRatio(r["bare (ms/step)"], r["transformers.js (ms/step)"]).toFixed(3)
+      }); range ${spread(r["transformers.js (ms/step)"])} ms; same tokens as bare: ${
+        d.agree.tjs ? "yes" : "no"
+      }; its prefill ${fmt(d.tjsPrefillS ?? NaN)} s`,
     }
     : { value: "n/a", note: d.tjsMs };
   const ratio = d.bareMs / d.projectMs;
+  const paired = pairedRatio(r["bare (ms/step)"], r["project (ms/step)"]);
   const p = d.profile;
   const rows: Row[] = [
     {
@@ -161,7 +165,9 @@ function decodeTable(d: DecodeResult): string {
     {
       measure: "project `OnnxPolicy.generate()` (prompt cached)",
       value: tokS(d.projectMs),
-      note: `**${ratio.toFixed(3)} x bare** (target >= 0.97: ${verdict(ratio, 0.97)}); range ${
+      note: `**${ratio.toFixed(3)} x bare** (target >= 0.97: ${
+        verdict(ratio, 0.97)
+      }); paired by round ${paired.toFixed(3)}; range ${
         spread(r["project (ms/step)"])
       } ms; same tokens as bare: ${d.agree.project ? "yes" : "no"}`,
     },
@@ -197,9 +203,9 @@ function siblingsTable(s: SiblingsResult): string {
     {
       measure: `independent: ${s.k} x (clear cache, generate(n: 1))`,
       value: `${fmt(s.independentCold)} s`,
-      note: `**${cold.toFixed(2)} x** batched (target >= 5: ${verdict(cold, 5)}); range ${
-        spread(r["independent cold (s)"])
-      } s`,
+      note: `**${cold.toFixed(2)} x** batched (target >= 5: ${verdict(cold, 5)}); paired ${
+        pairedRatio(r["independent cold (s)"], r["batched cold (s)"]).toFixed(2)
+      }; range ${spread(r["independent cold (s)"])} s`,
     },
     {
       measure: `batched, prefix already cached (expanding a computed node)`,
@@ -209,7 +215,9 @@ function siblingsTable(s: SiblingsResult): string {
     {
       measure: `independent, prefix already cached (${s.k} x generate(n: 1))`,
       value: `${fmt(s.independentWarm)} s`,
-      note: `**${warm.toFixed(2)} x** batched; range ${spread(r["independent warm (s)"])} s`,
+      note: `**${warm.toFixed(2)} x** batched; paired ${
+        pairedRatio(r["independent warm (s)"], r["batched warm (s)"]).toFixed(2)
+      }; range ${spread(r["independent warm (s)"])} s`,
     },
     {
       measure: "children identical batched and alone (same seeds)",
@@ -242,9 +250,9 @@ function rewardTable(w: RewardResult): string {
     {
       measure: "re-running each text whole (incremental: false)",
       value: `${fmt(w.whole)} s`,
-      note: `**${ratio.toFixed(2)} x** incremental (target >= 3: ${
-        verdict(ratio, 3)
-      }); ${w.positions.whole} positions run; range ${spread(w.raw["whole (s)"])} s`,
+      note: `**${ratio.toFixed(2)} x** incremental (target >= 3: ${verdict(ratio, 3)}); paired ${
+        pairedRatio(w.raw["whole (s)"], w.raw["incremental (s)"]).toFixed(2)
+      }; ${w.positions.whole} positions run; range ${spread(w.raw["whole (s)"])} s`,
     },
     {
       measure: "largest score difference between the two",
@@ -266,16 +274,23 @@ function mallocTable(m: MallocResult): string {
     {
       measure: "bare loop: default glibc malloc / MALLOC_* set",
       value: `${fmt(m.plain.bare)} / ${fmt(m.tuned.bare)} ms/token`,
-      note: `**${(m.plain.bare / m.tuned.bare).toFixed(2)} x** faster with them; ranges ${
-        spread(r["bare, default malloc (ms/step)"])
-      } / ${spread(r["bare, MALLOC_* set (ms/step)"])} ms`,
+      note: `**${(m.plain.bare / m.tuned.bare).toFixed(2)} x** faster with them (paired ${
+        pairedRatio(r["bare, default malloc (ms/step)"], r["bare, MALLOC_* set (ms/step)"]).toFixed(
+          2,
+        )
+      }); ranges ${spread(r["bare, default malloc (ms/step)"])} / ${
+        spread(r["bare, MALLOC_* set (ms/step)"])
+      } ms`,
     },
     {
       measure: "project generate(): default glibc malloc / MALLOC_* set",
       value: `${fmt(m.plain.project)} / ${fmt(m.tuned.project)} ms/token`,
-      note: `**${(m.plain.project / m.tuned.project).toFixed(2)} x** faster with them; ranges ${
-        spread(r["project, default malloc (ms/step)"])
-      } / ${spread(r["project, MALLOC_* set (ms/step)"])} ms`,
+      note: `**${(m.plain.project / m.tuned.project).toFixed(2)} x** faster with them (paired ${
+        pairedRatio(r["project, default malloc (ms/step)"], r["project, MALLOC_* set (ms/step)"])
+          .toFixed(2)
+      }); ranges ${spread(r["project, default malloc (ms/step)"])} / ${
+        spread(r["project, MALLOC_* set (ms/step)"])
+      } ms`,
     },
     {
       measure: "project / bare speed, default / MALLOC_* set",
