@@ -37,6 +37,7 @@ import {
   EXPORT_OPTIONS,
   EXPORT_USAGE,
   exportCommand,
+  numberFlag,
 } from "./self_train/mod.ts";
 import { SERVE_OPTIONS, SERVE_USAGE, serveCommand } from "./server/mod.ts";
 import { openStore, parseShard } from "./store/mod.ts";
@@ -194,27 +195,8 @@ function helpText(): string {
   return lines.join("\n");
 }
 
-/** Parse a numeric flag; undefined when absent. */
-function num(
-  values: Record<string, unknown>,
-  name: string,
-  check: { integer?: boolean; min?: number; max?: number } = {},
-): number | undefined {
-  const raw = values[name];
-  if (raw === undefined) return undefined;
-  const v = Number(raw);
-  const bad = !Number.isFinite(v) || (check.integer && !Number.isInteger(v)) ||
-    (check.min !== undefined && v < check.min) || (check.max !== undefined && v > check.max);
-  if (bad) {
-    const what = [
-      check.integer ? "an integer" : "a number",
-      check.min !== undefined ? `>= ${check.min}` : "",
-      check.max !== undefined ? `<= ${check.max}` : "",
-    ].filter(Boolean).join(" ");
-    throw new UsageError(`--${name} must be ${what}: got '${raw}'`);
-  }
-  return v;
-}
+/** Parse a numeric flag; undefined when absent (one parser for every command). */
+const num = numberFlag;
 
 function need(values: Record<string, unknown>, name: string): string {
   const v = values[name];

@@ -134,7 +134,15 @@ function oneOf<T extends string>(
   return x as T;
 }
 
-function num(
+/**
+ * A numeric flag of `node:util` parseArgs values, checked; undefined when absent.
+ *
+ * @param v Parsed flag values.
+ * @param name The flag, without dashes.
+ * @param check Integer and bounds.
+ * @throws RangeError `--name must be ...: got '...'` (the CLI's usage error).
+ */
+export function numberFlag(
   v: Record<string, unknown>,
   name: string,
   check: { integer?: boolean; min?: number; max?: number } = {},
@@ -277,15 +285,15 @@ function exportPlan(v: Record<string, unknown>): ExportPlan {
     file,
     db: str(v, "db") ?? "data/arborist.db",
     authToken: str(v, "auth-token") ?? Deno.env.get("LIBSQL_AUTH_TOKEN"),
-    seed: num(v, "seed", { integer: true }) ?? 0,
+    seed: numberFlag(v, "seed", { integer: true }) ?? 0,
     labels: oneOf(v, "labels", ["hard", "soft"] as const),
     placeholder: str(v, "placeholder"),
     strict: v.strict === true,
     json: v.json === true,
     policy,
-    topK: num(v, "top-k", { integer: true, min: 1 }) ?? 20,
-    minMc: num(v, "min-mc", { min: 0, max: 1 }) ?? 0.95,
-    minReward: num(v, "min-reward") ?? 0.5,
+    topK: numberFlag(v, "top-k", { integer: true, min: 1 }) ?? 20,
+    minMc: numberFlag(v, "min-mc", { min: 0, max: 1 }) ?? 0.95,
+    minReward: numberFlag(v, "min-reward") ?? 0.5,
     v,
   };
 }
@@ -411,7 +419,7 @@ function openPolicy(at: string, v: Record<string, unknown>): Promise<PolicyModel
   }
   return OnnxPolicy.load(at, {
     dtype: oneOf(v, "dtype", ["fp32", "fp16", "q4", "q8"] as const) as Dtype | undefined,
-    threads: num(v, "threads", { integer: true, min: 1 }),
+    threads: numberFlag(v, "threads", { integer: true, min: 1 }),
   });
 }
 
@@ -452,8 +460,8 @@ export async function evalProcessBenchCommand(
   const v = checkValues(values);
   const out = ioOf(io);
   const at = need(v, "reward"), data = need(v, "data");
-  const threshold = num(v, "threshold", { min: 0, max: 1 }) ?? 0.5;
-  const limit = num(v, "limit", { integer: true, min: 1 });
+  const threshold = numberFlag(v, "threshold", { min: 0, max: 1 }) ?? 0.5;
+  const limit = numberFlag(v, "limit", { integer: true, min: 1 });
   const samples = (await readProcessBench(data)).slice(0, limit);
   const reward = await openReward(at, v);
   const bar = out.progress
@@ -506,6 +514,6 @@ function openReward(at: string, v: Record<string, unknown>): Promise<RewardModel
     head: oneOf(v, "head", heads) as RewardConfig["head"] | undefined,
     format: oneOf(v, "format", ["qwen-prm", "math-shepherd", "paper"] as const),
     dtype: oneOf(v, "dtype", ["fp32", "fp16", "q4", "q8"] as const) as Dtype | undefined,
-    threads: num(v, "threads", { integer: true, min: 1 }),
+    threads: numberFlag(v, "threads", { integer: true, min: 1 }),
   });
 }

@@ -16,7 +16,7 @@ import {
   STRATEGIES,
   type Strategy,
 } from "../agent/mod.ts";
-import type { SearchEvent, TreeNode } from "../mcts/mod.ts";
+import { type SearchEvent, StepTree, type TreeNode } from "../mcts/mod.ts";
 import type { Limits } from "./_config.ts";
 import {
   abortError,
@@ -290,7 +290,7 @@ function streamReason(c: Context, a: StreamArgs): Response {
         question: body.question,
         model: models.policy.id,
       });
-      out.send("node", nodeEvent(rootNode()));
+      out.send("node", nodeEvent(new StepTree().root));
       const s = await runSearch(body.question, {
         models,
         solve: options,
@@ -327,24 +327,6 @@ function streamReason(c: Context, a: StreamArgs): Response {
       await out.flush().catch(() => {});
     }
   });
-}
-
-function rootNode(): TreeNode {
-  return {
-    id: 0,
-    parent: -1,
-    depth: 0,
-    text: "",
-    logprob: 0,
-    prior: 1,
-    reward: NaN,
-    visits: 0,
-    value: 0,
-    terminal: false,
-    pruned: false,
-    tokens: 0,
-    children: [],
-  };
 }
 
 /** The `error` event's data: the API's error body. */
