@@ -7,6 +7,8 @@
 import { parseArgs, type ParseArgsConfig } from "node:util";
 import {
   type AgentModels,
+  BUNDLED_MODELS,
+  BUNDLED_SEED,
   defaultRun,
   defaultRunTable,
   type EvalStrategy,
@@ -17,11 +19,13 @@ import {
   gradeKindFor,
   gradeSolution,
   loadProblems,
+  missingBundledModels,
   openPolicy,
   openReward,
   parseSyntheticSpec,
   type Problem,
   type ProblemFormat,
+  type ProblemHits,
   runAgent,
   type RunReport,
   type Scorer,
@@ -135,7 +139,7 @@ const COMMANDS: Record<string, Command> = {
   eval: {
     summary: "Best-of-N accuracy against N for ORM/PRM/HRM scorers: markdown table and SVG plot",
     usage:
-      "eval --problems FILE [--format F] --policy DIR|URL [--orm DIR|URL] [--prm DIR|URL] [--hrm DIR|URL] [--ns 2,4,8,16] [--strategies best-of-n,step-greedy] [--aggregation min|last|product|mean] [--max-depth D] [--limit N] [--seed S] [--out DIR] [--json]",
+      "eval [--problems FILE|synthetic:N --policy DIR|URL] [--format F] [--orm DIR|URL] [--prm DIR|URL] [--hrm DIR|URL] [--ns 2,4,8,16] [--strategies greedy,best-of-n,step-greedy] [--aggregation min|last|product|mean] [--max-depth D] [--limit N] [--seed S] [--out DIR] [--fresh] [--json]\n  with neither --problems nor --policy: the bundled reproduction (500 held-out synthetic problems, N = 2..64, ORM best-of-N, PRM/HRM step-greedy, greedy reference; resumable in .tmp/eval)",
     options: {
       problems: { type: "string" },
       format: { type: "string" },
@@ -151,6 +155,7 @@ const COMMANDS: Record<string, Command> = {
       strict: { type: "boolean" },
       seed: { type: "string" },
       out: { type: "string" },
+      fresh: { type: "boolean" },
       threads: { type: "string" },
       "api-key": { type: "string" },
     },
@@ -469,7 +474,39 @@ function listOf(values: Record<string, unknown>, name: string): string[] | undef
   return v === undefined ? undefined : v.split(",").map((x) => x.trim()).filter(Boolean);
 }
 
+/** Defaults of `deno task eval` with no --problems and no --policy: the bundled reproduction. */
+const BUNDLED_EVAL = {
+  count: 500,
+  ns: ["2", "4", "8", "16", "24", "64"],
+  strategies: ["greedy", "best-of-n", "step-greedy"],
+  out: ".tmp/eval",
+};
+
 async function runEval(values: Record<string, unknown>): Promise<void> {
+  const bundled = values.problems === undefined && values.policy === undefined;
+  if (bundled) {
+    const missing = await missingBundledModels();
+    if (missing.length) {
+      throw new Error(
+        `The bundled models are incomplete (missing: ${
+          missing.join(", ")
+        } under ${BUNDLED_MODELS}); ` +
+          "build them with 'deno run -A models/build/build.ts' or pass --problems and --policy",
+      );
+    }
+    values = {
+      problems: `synthetic:${BUNDLED_EVAL.count}`,
+      seed: String(BUNDLED_SEED),
+      policy: `${BUNDLED_MODELS}policy`,
+      orm: `${BUNDLED_MODELS}orm`,
+      prm: `${BUNDLED_MODELS}prm`,
+      hrm: `${BUNDLED_MODELS}hrm`,
+      ns: BUNDLED_EVAL.ns.join(","),
+      strategies: BUNDLED_EVAL.strategies.join(","),
+      out: BUNDLED_EVAL.out,
+      ...values,
+    };
+  }
   const problems = await problemsFrom(values);
   const ns = (listOf(values, "ns") ?? ["2", "4", "8", "16"]).map((x) => {
     const n = Number(x);
@@ -479,8 +516,8 @@ async function runEval(values: Record<string, unknown>): Promise<void> {
     return n;
   });
   const strategies = (listOf(values, "strategies") ?? ["best-of-n"]).map((s) => {
-    if (s !== "best-of-n" && s !== "step-greedy") {
-      throw new UsageError(`--strategies must list best-of-n, step-greedy: got '${s}'`);
+    if (s !== "best-of-n" && s !== "step-greedy" && s !== "greedy") {
+      throw new UsageError(`--strategies must list greedy, best-of-n, step-greedy: got '${s}'`);
     }
     return s as EvalStrategy;
   });
@@ -489,6 +526,19 @@ async function runEval(values: Record<string, unknown>): Promise<void> {
   const apiKey = values["api-key"] as string | undefined;
   const named = (["orm", "prm", "hrm"] as const).filter((k) => values[k] !== undefined);
   if (named.length === 0) throw new UsageError("give at least one of --orm, --prm, --hrm");
+  const out = values.out as string | undefined;
+  const config = {
+    problems: values.problems,
+    seed: values.seed ?? null,
+    limit: values.limit ?? null,
+    policy: policyAt,
+    scorers: Object.fromEntries(named.map((k) => [k, values[k]])),
+    ns,
+    strategies,
+    aggregation: values.aggregation ?? null,
+    maxDepth: values["max-depth"] ?? null,
+  };
+  const journal = out ? await openJournal(out, config, values.fresh === true) : undefined;
   const policy = await openPolicy(policyAt, { threads, apiKey });
   const scorers: Scorer[] = [];
   try {
@@ -504,19 +554,78 @@ async function runEval(values: Record<string, unknown>): Promise<void> {
       aggregation: oneOf(values, "aggregation", AGGREGATIONS) as Aggregation | undefined,
       maxDepth: num(values, "max-depth", { integer: true, min: 1 }),
       seed: num(values, "seed", { integer: true }) ?? 0,
+      done: journal?.done,
+      onProblem: journal?.append,
     });
     const table = evalTable(points);
-    const out = values.out as string | undefined;
     if (out) {
-      await Deno.mkdir(out, { recursive: true });
       await Deno.writeTextFile(`${out}/eval.md`, table + "\n");
       await Deno.writeTextFile(`${out}/eval.svg`, evalSvg(points));
-      await Deno.writeTextFile(`${out}/eval.json`, JSON.stringify(points, null, 2) + "\n");
+      await Deno.writeTextFile(
+        `${out}/eval.json`,
+        JSON.stringify({ config, points }, null, 2) + "\n",
+      );
     }
     print(values.json ? JSON.stringify({ points }) : table);
+    if (out && !values.json) console.error(`wrote ${out}/eval.md, eval.svg, eval.json`);
   } finally {
+    journal?.close();
     await Promise.allSettled([policy.close(), ...scorers.map((s) => s.model.close())]);
   }
+}
+
+/**
+ * The per-problem journal of an eval in `out` (journal.jsonl + config.json), so that a
+ * stopped evaluation resumes: finished problems are counted, not rerun. A journal written
+ * under another configuration is refused unless `fresh`.
+ */
+async function openJournal(
+  out: string,
+  config: Record<string, unknown>,
+  fresh: boolean,
+): Promise<
+  { done: Map<string, string[]>; append: (r: ProblemHits) => Promise<void>; close: () => void }
+> {
+  await Deno.mkdir(out, { recursive: true });
+  const cfgPath = `${out}/config.json`, path = `${out}/journal.jsonl`;
+  const want = JSON.stringify(config);
+  const had = await Deno.readTextFile(cfgPath).catch(() => undefined);
+  const done = new Map<string, string[]>();
+  if (had !== undefined && !fresh) {
+    if (JSON.stringify(JSON.parse(had)) !== want) {
+      throw new UsageError(
+        `${out} holds an evaluation of another configuration (${cfgPath}); ` +
+          "pass another --out, or --fresh to start over there",
+      );
+    }
+    const text = await Deno.readTextFile(path).catch(() => "");
+    text.split("\n").forEach((line, i) => {
+      if (!line.trim()) return;
+      try {
+        const r = JSON.parse(line) as ProblemHits;
+        if (typeof r.id !== "string" || !Array.isArray(r.hits)) {
+          throw new Error("expected {id, hits}");
+        }
+        done.set(r.id, r.hits);
+      } catch (e) {
+        // a line cut by a kill is the only expected damage: keep what was whole
+        console.error(`warning: ${path}:${i + 1}: ${(e as Error).message} (ignored)`);
+      }
+    });
+    if (done.size) console.error(`resuming: ${done.size} problems already evaluated in ${path}`);
+  } else {
+    await Deno.writeTextFile(cfgPath, JSON.stringify(config, null, 2) + "\n");
+    await Deno.writeTextFile(path, "");
+  }
+  const file = await Deno.open(path, { append: true });
+  const enc = new TextEncoder();
+  return {
+    done,
+    append: async (r) => {
+      await file.write(enc.encode(JSON.stringify(r) + "\n"));
+    },
+    close: () => file.close(),
+  };
 }
 
 async function runGrade(values: Record<string, unknown>): Promise<void> {

@@ -9,7 +9,7 @@
  * @module
  */
 import { type PolicyModel, Progress } from "../inference/mod.ts";
-import { bestOfN, type Solution, stepGreedy } from "../mcts/mod.ts";
+import { bestOfN, greedy, type Solution, stepGreedy } from "../mcts/mod.ts";
 import { aggregateScores, type Aggregation, type RewardModel } from "../reward/mod.ts";
 import { PolicySteps, type PolicyStepsOptions, RewardSteps } from "./adapters.ts";
 import { gradeKindFor, gradeSolution } from "./grading.ts";
@@ -25,8 +25,16 @@ export interface Scorer {
   kind: "outcome" | "process";
 }
 
-/** Evaluated strategies. */
-export type EvalStrategy = "best-of-n" | "step-greedy";
+/** Evaluated strategies ("greedy" is the policy alone, one point at N = 1, no scorer). */
+export type EvalStrategy = "best-of-n" | "step-greedy" | "greedy";
+
+/** What one problem contributed: the keys `strategy|scorer|n` it got right. */
+export interface ProblemHits {
+  /** Problem id. */
+  id: string;
+  /** Keys of the points this problem is correct in. */
+  hits: string[];
+}
 
 /** Options of {@linkcode evaluate}. */
 export interface EvalOptions {
@@ -52,6 +60,10 @@ export interface EvalOptions {
   signal?: AbortSignal;
   /** Progress bar (default on). */
   progress?: boolean;
+  /** Results of problems already evaluated (a resumed run): they are counted, not rerun. */
+  done?: ReadonlyMap<string, readonly string[]>;
+  /** Called after each problem (to journal it, so that a stopped run can resume). */
+  onProblem?: (r: ProblemHits) => void | Promise<void>;
 }
 
 /** One cell: accuracy of a strategy+scorer at one N. */
@@ -101,74 +113,93 @@ export async function evaluate(
   const graded = problems.filter((p) => p.gold !== undefined);
   const strategies = options.strategies ?? ["best-of-n"];
   const tally = new Map<string, number>();
-  const key = (s: string, sc: string, n: number) => `${s}|${sc}|${n}`;
+  const count = (hits: readonly string[]) => {
+    for (const k of hits) tally.set(k, (tally.get(k) ?? 0) + 1);
+  };
   const steps = new PolicySteps(options.policy, options.steps);
+  const todo = graded.filter((p) => !options.done?.has(p.id));
+  for (const p of graded) if (options.done?.has(p.id)) count(options.done.get(p.id)!);
   const bar = options.progress === false
     ? undefined
-    : new Progress("eval", { total: graded.length, unit: "problems" });
-  for (const p of graded) {
-    const seed = (options.seed ?? 0) + p.index * 7919;
-    const ok = (sol: Solution) =>
-      gradeSolution(sol.steps.join("\n\n"), p.gold!, { kind: gradeKindFor(p) }).correct;
-    if (strategies.includes("best-of-n")) {
-      const pool = await samplePool(p.question, steps, ns[ns.length - 1], { ...options, seed });
-      for (const sc of options.scorers) {
-        const scored = await scoreAll(p.question, pool, sc, options.aggregation ?? "min");
-        for (const n of ns) {
-          const best = scored.slice(0, n).reduce((a, b) => (b.score > a.score ? b : a));
-          if (ok(best)) {
-            tally.set(
-              key("best-of-n", sc.name, n),
-              (tally.get(key("best-of-n", sc.name, n)) ?? 0) + 1,
-            );
-          }
-        }
-      }
-    }
-    if (strategies.includes("step-greedy")) {
-      for (const sc of options.scorers.filter((s) => s.kind === "process")) {
-        for (const n of ns) {
-          const r = await stepGreedy(p.question, {
-            policy: steps,
-            reward: new RewardSteps(sc.model),
-            n,
-            seed,
-            maxDepth: options.maxDepth,
-            temperature: options.temperature,
-            signal: options.signal,
-          });
-          if (ok(r.best)) {
-            tally.set(
-              key("step-greedy", sc.name, n),
-              (tally.get(key("step-greedy", sc.name, n)) ?? 0) + 1,
-            );
-          }
-        }
-      }
-    }
+    : new Progress("eval", { total: todo.length, unit: "problems" });
+  for (const p of todo) {
+    options.signal?.throwIfAborted();
+    const hits = await evaluateOne(p, steps, strategies, ns, options);
+    count(hits);
+    await options.onProblem?.({ id: p.id, hits });
     bar?.tick(1);
   }
   bar?.finish();
   const out: EvalPoint[] = [];
+  const point = (strategy: EvalStrategy, scorer: string, n: number): EvalPoint => {
+    const correct = tally.get(pointKey(strategy, scorer, n)) ?? 0, total = graded.length;
+    return {
+      strategy,
+      scorer,
+      n,
+      total,
+      correct,
+      accuracy: total ? correct / total : 0,
+      ...wilson(correct, total),
+    };
+  };
+  if (strategies.includes("greedy")) out.push(point("greedy", "-", 1));
   for (const strategy of strategies) {
+    if (strategy === "greedy") continue;
     for (const sc of options.scorers) {
       if (strategy === "step-greedy" && sc.kind !== "process") continue;
-      for (const n of ns) {
-        const correct = tally.get(key(strategy, sc.name, n)) ?? 0;
-        const total = graded.length;
-        out.push({
-          strategy,
-          scorer: sc.name,
-          n,
-          total,
-          correct,
-          accuracy: total ? correct / total : 0,
-          ...wilson(correct, total),
-        });
-      }
+      for (const n of ns) out.push(point(strategy, sc.name, n));
     }
   }
   return out;
+}
+
+/** The key of one point in {@linkcode ProblemHits}. */
+export function pointKey(strategy: EvalStrategy, scorer: string, n: number): string {
+  return `${strategy}|${scorer}|${n}`;
+}
+
+async function evaluateOne(
+  p: Problem,
+  steps: PolicySteps,
+  strategies: readonly EvalStrategy[],
+  ns: readonly number[],
+  options: EvalOptions,
+): Promise<string[]> {
+  const hits: string[] = [];
+  const seed = (options.seed ?? 0) + p.index * 7919;
+  const ok = (sol: Solution) =>
+    gradeSolution(sol.steps.join("\n\n"), p.gold!, { kind: gradeKindFor(p) }).correct;
+  const common = {
+    policy: steps,
+    seed,
+    maxDepth: options.maxDepth,
+    temperature: options.temperature,
+    signal: options.signal,
+  };
+  if (strategies.includes("greedy") && ok((await greedy(p.question, common)).best)) {
+    hits.push(pointKey("greedy", "-", 1));
+  }
+  if (strategies.includes("best-of-n")) {
+    const pool = await samplePool(p.question, steps, ns[ns.length - 1], { ...options, seed });
+    for (const sc of options.scorers) {
+      const scored = await scoreAll(p.question, pool, sc, options.aggregation ?? "min");
+      for (const n of ns) {
+        const best = scored.slice(0, n).reduce((a, b) => (b.score > a.score ? b : a));
+        if (ok(best)) hits.push(pointKey("best-of-n", sc.name, n));
+      }
+    }
+  }
+  if (strategies.includes("step-greedy")) {
+    for (const sc of options.scorers.filter((s) => s.kind === "process")) {
+      const reward = new RewardSteps(sc.model);
+      for (const n of ns) {
+        const r = await stepGreedy(p.question, { ...common, reward, n });
+        if (ok(r.best)) hits.push(pointKey("step-greedy", sc.name, n));
+      }
+    }
+  }
+  return hits;
 }
 
 /** N whole solutions of one question (candidate i is the same for every N). */
@@ -211,7 +242,9 @@ async function scoreAll(
 }
 
 /** The points as a markdown table: one row per strategy+scorer, one column per N. */
-export function evalTable(points: readonly EvalPoint[]): string {
+export function evalTable(all: readonly EvalPoint[]): string {
+  const ref = all.find((p) => p.strategy === "greedy");
+  const points = all.filter((p) => p.strategy !== "greedy");
   const ns = [...new Set(points.map((p) => p.n))].sort((a, b) => a - b);
   const rows = [...new Set(points.map((p) => `${p.strategy}|${p.scorer}`))];
   const head = `| strategy | scorer | ${ns.map((n) => `N=${n}`).join(" | ")} |`;
@@ -224,16 +257,30 @@ export function evalTable(points: readonly EvalPoint[]): string {
     });
     return `| ${strategy} | ${scorer} | ${cells.join(" | ")} |`;
   });
-  const total = points[0]?.total ?? 0;
-  return [head, sep, ...body, "", `Accuracy [95% Wilson interval] over ${total} problems.`].join(
-    "\n",
-  );
+  const total = all[0]?.total ?? 0;
+  const greedyLine = ref
+    ? [
+      `Greedy decoding (the policy alone): ${ref.accuracy.toFixed(3)} [${ref.low.toFixed(3)}, ${
+        ref.high.toFixed(3)
+      }].`,
+    ]
+    : [];
+  return [
+    head,
+    sep,
+    ...body,
+    "",
+    `Accuracy [95% Wilson interval] over ${total} problems.`,
+    ...greedyLine,
+  ].join("\n");
 }
 
 const COLORS = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b"];
 
 /** The points as an SVG line plot of accuracy against N (log2 axis), with interval bands. */
-export function evalSvg(points: readonly EvalPoint[], title = "Best-of-N accuracy"): string {
+export function evalSvg(all: readonly EvalPoint[], title = "Best-of-N accuracy"): string {
+  const ref = all.find((p) => p.strategy === "greedy");
+  const points = all.filter((p) => p.strategy !== "greedy");
   const W = 640, H = 400, L = 60, R = 150, T = 40, B = 50;
   const ns = [...new Set(points.map((p) => p.n))].sort((a, b) => a - b);
   const lx = (n: number) => Math.log2(n);
@@ -284,6 +331,16 @@ export function evalSvg(points: readonly EvalPoint[], title = "Best-of-N accurac
       `<text x="${W - R + 38}" y="${T + 14 + i * 18}">${escapeXml(r.replace("|", " / "))}</text>`,
     );
   });
+  if (ref) {
+    const y = sy(ref.accuracy), i = rows.length;
+    parts.push(
+      `<line x1="${L}" x2="${W - R}" y1="${y}" y2="${y}" stroke="#555" stroke-dasharray="5 4"/>`,
+      `<line x1="${W - R + 12}" x2="${W - R + 32}" y1="${T + 10 + i * 18}" y2="${
+        T + 10 + i * 18
+      }" stroke="#555" stroke-dasharray="5 4"/>`,
+      `<text x="${W - R + 38}" y="${T + 14 + i * 18}">greedy</text>`,
+    );
+  }
   parts.push("</svg>");
   return parts.join("\n");
 }

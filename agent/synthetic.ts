@@ -69,6 +69,11 @@ export interface SyntheticOptions {
   minSteps?: number;
   /** Most operations (default 7). */
   maxSteps?: number;
+  /**
+   * Largest value any quantity reaches, start and intermediate results included (default 99:
+   * two-digit arithmetic, what the bundled tiny policy is trained on; 999 gives harder sets).
+   */
+  maxValue?: number;
 }
 
 function apply(v: number, o: Operation): number {
@@ -84,14 +89,16 @@ function apply(v: number, o: Operation): number {
   }
 }
 
-function pickOp(v: number, scale: number, rng: Random): Operation {
+function pickOp(v: number, scale: number, cap: number, rng: Random): Operation {
   for (;;) {
     const r = rng.next();
-    if (r < 0.35) return { op: "add", x: 1 + rng.int(scale) };
-    if (r < 0.65 && v > 1) return { op: "sub", x: 1 + rng.int(Math.min(v - 1, scale)) };
-    if (r < 0.83 && v * 2 <= 999) {
-      const max = Math.min(4, Math.floor(999 / v));
-      if (max >= 2) return { op: "mul", x: 2 + rng.int(max - 1) };
+    if (r < 0.35 && v < cap) return { op: "add", x: 1 + rng.int(Math.min(scale, cap - v)) };
+    if (r >= 0.35 && r < 0.65 && v > 1) {
+      return { op: "sub", x: 1 + rng.int(Math.min(v - 1, scale)) };
+    }
+    if (r >= 0.65 && r < 0.83 && v * 2 <= cap) {
+      const max = Math.min(4, Math.floor(cap / v));
+      return { op: "mul", x: 2 + rng.int(max - 1) };
     }
     const divisors = [2, 3, 4, 5].filter((d) => v % d === 0 && v / d >= 1);
     if (divisors.length && r >= 0.83) return { op: "div", x: divisors[rng.int(divisors.length)] };
@@ -111,6 +118,7 @@ export function generateProblems(
   options: SyntheticOptions = {},
 ): SyntheticProblem[] {
   const seed = options.seed ?? 0, lo = options.minSteps ?? 2, hi = options.maxSteps ?? 7;
+  const cap = options.maxValue ?? 99;
   if (!Number.isInteger(count) || count < 0) {
     throw new RangeError(
       `Cannot generate problems as 'count' must be an integer >= 0: current value is ${count}`,
@@ -121,19 +129,28 @@ export function generateProblems(
       `Cannot generate problems as steps must satisfy 1 <= minSteps <= maxSteps <= 12: got ${lo}..${hi}`,
     );
   }
-  return Array.from({ length: count }, (_, i) => oneProblem(i, { seed, lo, hi }));
+  if (!Number.isInteger(cap) || cap < 20) {
+    throw new RangeError(
+      `Cannot generate problems as 'maxValue' must be an integer >= 20: current value is ${cap}`,
+    );
+  }
+  return Array.from({ length: count }, (_, i) => oneProblem(i, { seed, lo, hi, cap }));
 }
 
-function oneProblem(i: number, o: { seed: number; lo: number; hi: number }): SyntheticProblem {
+function oneProblem(
+  i: number,
+  o: { seed: number; lo: number; hi: number; cap: number },
+): SyntheticProblem {
   const rng = new Random(o.seed * 1_000_003 + i);
   const steps = o.lo + rng.int(o.hi - o.lo + 1);
-  const scale = 5 + 3 * steps; // bigger numbers in longer problems
+  // bigger numbers in longer problems (and in sets with a larger cap)
+  const scale = Math.round((5 + 3 * steps) * Math.max(1, o.cap / 99));
   const name = NAMES[rng.int(NAMES.length)], item = ITEMS[rng.int(ITEMS.length)];
-  const start = 2 + rng.int(scale * 2);
+  const start = 2 + rng.int(Math.min(scale * 2, o.cap - 1));
   const ops: Operation[] = [];
   let v = start;
   for (let s = 0; s < steps; s++) {
-    const op = pickOp(v, scale, rng);
+    const op = pickOp(v, scale, o.cap, rng);
     ops.push(op);
     v = apply(v, op);
   }

@@ -229,3 +229,53 @@ Deno.test("Ctrl-C stops the agent cleanly: exit 0, finished problems committed, 
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("eval --out journals every problem: a second run resumes, another configuration is refused", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const args = [
+      "eval",
+      "--problems",
+      "synthetic:3:2-2",
+      "--seed",
+      "5",
+      "--policy",
+      POLICY,
+      "--prm",
+      REWARD,
+      "--ns",
+      "1,2",
+      "--strategies",
+      "greedy,best-of-n",
+      "--max-depth",
+      "2",
+      "--threads",
+      "1",
+      "--out",
+      dir,
+    ];
+    const first = await cli([...args, "--json"]);
+    assert.equal(first.code, 0, first.stderr);
+    const { points } = JSON.parse(first.stdout);
+    assert.deepEqual(
+      points.map((p: { strategy: string; n: number }) => `${p.strategy}@${p.n}`),
+      ["greedy@1", "best-of-n@1", "best-of-n@2"],
+    );
+    const journal = (await Deno.readTextFile(`${dir}/journal.jsonl`)).trim().split("\n");
+    assert.equal(journal.length, 3);
+    assert.match(
+      await Deno.readTextFile(`${dir}/eval.md`),
+      /Accuracy \[95% Wilson interval\] over 3 problems/,
+    );
+    assert.match(await Deno.readTextFile(`${dir}/eval.svg`), /^<svg /);
+    const again = await cli([...args, "--json"]);
+    assert.equal(again.code, 0, again.stderr);
+    assert.match(again.stderr, /resuming: 3 problems already evaluated/);
+    assert.deepEqual(JSON.parse(again.stdout).points, points);
+    const other = await cli([...args.map((a) => (a === "1,2" ? "1,4" : a))]);
+    assert.equal(other.code, 2);
+    assert.match(other.stderr, /another configuration.*--fresh/);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});

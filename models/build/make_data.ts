@@ -4,7 +4,10 @@
  * mistakes and, sometimes, next-step corrections. Writes JSONL `{prompt, completion}` lines.
  *
  * Usage: deno run -A models/build/make_data.ts --out FILE [--n 60000] [--seed 7]
- *   [--mistake-rate 0.06] [--correction-rate 0.5]
+ *   [--mistake-rate 0.06] [--correction-rate 0.5] [--eval-out FILE --eval-n 256]
+ *
+ * `--eval-out` also writes correct solutions of held-out problems (seed 1000, the bundled
+ * evaluation seed), which the trainer scores by teacher forcing while it trains.
  *
  * Problems of held-out evaluation use other seeds (the embedded eval set uses seed 1000+).
  *
@@ -17,10 +20,12 @@ import { Random } from "../../inference/mod.ts";
 const { values } = parseArgs({
   options: {
     out: { type: "string" },
-    n: { type: "string", default: "60000" },
+    n: { type: "string", default: "200000" },
     seed: { type: "string", default: "7" },
     "mistake-rate": { type: "string", default: "0.06" },
     "correction-rate": { type: "string", default: "0.5" },
+    "eval-out": { type: "string" },
+    "eval-n": { type: "string", default: "256" },
   },
 });
 if (!values.out) throw new Error("--out FILE is required");
@@ -41,4 +46,10 @@ for (const p of generateProblems(n, { seed })) {
 const tmp = `${values.out}.tmp`;
 await Deno.writeTextFile(tmp, lines.join("\n") + "\n");
 await Deno.rename(tmp, values.out);
+if (values["eval-out"]) {
+  const held = generateProblems(Number(values["eval-n"]), { seed: 1000 }).map((p) =>
+    JSON.stringify({ prompt: plainPrompt(p.question), completion: p.solution })
+  );
+  await Deno.writeTextFile(values["eval-out"], held.join("\n") + "\n");
+}
 console.log(JSON.stringify({ out: values.out, problems: n, correct, corrected }));

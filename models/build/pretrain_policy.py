@@ -53,6 +53,8 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--device", default="cpu", help="cpu, or cuda where a GPU is lent (never required)")
     p.add_argument("--export-only", action="store_true", help="export the last checkpoint and stop")
+    p.add_argument("--eval-data", help="JSONL of held-out {prompt, completion} (correct solutions)")
+    p.add_argument("--eval-every", type=int, default=200, help="steps between teacher-forced evaluations")
     return p.parse_args()
 
 
@@ -129,6 +131,29 @@ def loss_of(model: Qwen2ForCausalLM, ids: torch.Tensor, mask: torch.Tensor, labe
     return F.cross_entropy(logits[:, :-1].reshape(-1, logits.shape[-1]), labels[:, 1:].reshape(-1), ignore_index=-100)
 
 
+@torch.no_grad()
+def teacher_forced(model: Qwen2ForCausalLM, data: list[tuple[list[int], int]], pad: int, device: str) -> dict:
+    """Share of held-out solutions whose every completion token is the model's argmax.
+
+    Such a solution is exactly what greedy decoding writes, so this is a lower bound of greedy
+    accuracy that costs one forward pass (greedy may also reach the answer another way).
+    """
+    was = model.training
+    model.eval()
+    exact, tokens, right = 0, 0, 0
+    for i in range(0, len(data), 32):
+        ids, mask, labels = (t.to(device) for t in collate(data[i : i + 32], pad))
+        pos = (mask.cumsum(-1) - 1).clamp(min=0)
+        logits, _ = model(ids, mask, pos)
+        pred, gold = logits[:, :-1].argmax(-1), labels[:, 1:]
+        ok = (pred == gold) | (gold == -100)
+        exact += int(ok.all(-1).sum())
+        tokens += int((gold != -100).sum())
+        right += int(((pred == gold) & (gold != -100)).sum())
+    model.train(was)
+    return {"exact": exact / max(1, len(data)), "token_acc": right / max(1, tokens)}
+
+
 def lr_at(step: int, a: argparse.Namespace) -> float:
     if step < a.warmup:
         return a.lr * (step + 1) / a.warmup
@@ -184,9 +209,16 @@ def main() -> None:
         step, epoch, seen_tokens, trained_s = state["step"], state["epoch"], state["tokens"], state["seconds"]
         print(f"resumed from {ckpt} at step {step}", file=sys.stderr)
     params = sum(p.numel() for p in model.parameters())
+    held = []
+    if a.eval_data:
+        for r in load_records(Path(a.eval_data)):
+            held.append((tok.encode(r["prompt"]), tok.encode(r["completion"]) + [sp["eos_token_id"]]))
+        held = [(p + c, len(p)) for p, c in held]
+    evals: list[dict] = json.loads((work / "evals.json").read_text()) if (work / "evals.json").exists() else []
     meta = lambda: {  # noqa: E731
         "params": params, "steps": step, "tokens": seen_tokens, "train_seconds": round(trained_s, 1),
         "examples": len(data), "vocab": tok.vocab_size, "config": vars(a),
+        "teacher_forced_evals": evals,
     }
     if a.export_only:
         export(model, tok, cfg, out, meta())
@@ -233,6 +265,13 @@ def main() -> None:
                 print(f"\rstep {step}/{a.steps}  loss {sum(losses[-20:]) / len(losses[-20:]):.4f}  "
                       f"{rate:.0f} tok/s  ETA {fmt_secs(eta)}", end="", file=sys.stderr, flush=True)
                 t_last, tok_last = now, seen_tokens
+            if held and step % a.eval_every == 0:
+                e = {"step": step, "tokens": seen_tokens, "seconds": round(trained_s, 1),
+                     **teacher_forced(model, held, sp["pad_token_id"], a.device)}
+                evals.append(e)
+                write_json(work / "evals.json", evals, indent=None)
+                print(f"\n[eval] step {step}: exact {e['exact']:.3f}  token acc {e['token_acc']:.4f}",
+                      file=sys.stderr, flush=True)
             if step % a.ckpt_every == 0:
                 save()
         else:

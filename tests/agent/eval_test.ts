@@ -72,3 +72,35 @@ Deno.test("evaluate(): a perfect verifier reaches 1 once N covers every answer; 
   assert.match(svg, /^<svg /);
   assert.equal((svg.match(/<polyline /g) ?? []).length, 3);
 });
+
+Deno.test("evaluate(): greedy reference point, per-problem results, and a resumed run counts what was done", async () => {
+  const seen: { id: string; hits: string[] }[] = [];
+  const base = {
+    policy,
+    scorers: [{ name: "ORACLE", model: oracle, kind: "process" as const }],
+    ns: [2, 4],
+    strategies: ["greedy", "best-of-n"] as const,
+    progress: false,
+  };
+  const full = await evaluate(problems, { ...base, onProblem: (r) => void seen.push(r) });
+  assert.equal(seen.length, 40);
+  const greedyPoint = full.find((p) => p.strategy === "greedy")!;
+  assert.equal(greedyPoint.n, 1);
+  // greedy decoding uses the problem's seed: "(seed) % 4" is 0 for a quarter of the seeds
+  assert.equal(greedyPoint.correct, seen.filter((r) => r.hits.includes("greedy|-|1")).length);
+  assert.ok(greedyPoint.correct > 0 && greedyPoint.correct < 40);
+  // resume: the first 25 come from the journal and are not rerun
+  let reran = 0;
+  const done = new Map(seen.slice(0, 25).map((r) => [r.id, r.hits]));
+  const resumed = await evaluate(problems, {
+    ...base,
+    done,
+    onProblem: () => void reran++,
+  });
+  assert.equal(reran, 15);
+  assert.deepEqual(resumed, full);
+  const table = evalTable(full);
+  assert.match(table, /Greedy decoding \(the policy alone\): \d\.\d{3} \[/);
+  assert.ok(!/\| greedy \|/.test(table), "greedy is a footnote, not a row");
+  assert.match(evalSvg(full), /stroke-dasharray="5 4"/);
+});

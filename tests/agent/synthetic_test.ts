@@ -40,6 +40,26 @@ Deno.test("synthetic difficulty: 2 to 7 steps, numbers grow with steps", () => {
   assert.ok(meanStart(7) > meanStart(2));
 });
 
+Deno.test("synthetic values stay within maxValue (99 by default); a larger cap gives larger numbers", () => {
+  const values = (ps: ReturnType<typeof generateProblems>) =>
+    ps.flatMap((p) => {
+      const vs = [p.start];
+      for (const o of p.ops) {
+        const v = vs.at(-1)!;
+        vs.push(
+          o.op === "add" ? v + o.x : o.op === "sub" ? v - o.x : o.op === "mul" ? v * o.x : v / o.x,
+        );
+      }
+      return vs;
+    });
+  const small = values(generateProblems(2000, { seed: 9 }));
+  assert.ok(small.every((v) => Number.isInteger(v) && v >= 0 && v <= 99), "all within 0..99");
+  assert.ok(small.some((v) => v >= 90), "the cap is reached");
+  const big = values(generateProblems(2000, { seed: 9, maxValue: 999 }));
+  assert.ok(big.every((v) => v <= 999) && big.some((v) => v > 500));
+  assert.throws(() => generateProblems(1, { maxValue: 5 }), /maxValue.*>= 20.*5/);
+});
+
 Deno.test("written mistakes make wrong answers unless corrected in the next step", () => {
   const ps = generateProblems(500, { seed: 5 });
   const rng = new Random(1);
