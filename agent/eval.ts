@@ -48,7 +48,7 @@ export interface EvalOptions {
   strategies?: readonly EvalStrategy[];
   /** Aggregation of step scores for process scorers in best-of-n (default "min"). */
   aggregation?: Aggregation;
-  /** Maximum steps (default 7). */
+  /** Maximum steps (default 12). */
   maxDepth?: number;
   /** Sampling temperature (default 1). */
   temperature?: number;
@@ -173,7 +173,7 @@ async function evaluateOne(
   const common = {
     policy: steps,
     seed,
-    maxDepth: options.maxDepth,
+    maxDepth: options.maxDepth ?? 12,
     temperature: options.temperature,
     signal: options.signal,
   };
@@ -213,7 +213,7 @@ async function samplePool(
     policy: steps,
     n,
     seed: o.seed,
-    maxDepth: o.maxDepth,
+    maxDepth: o.maxDepth ?? 12,
     temperature: o.temperature,
     signal: o.signal,
     scorer: () => Promise.resolve({ score: 0, stepRewards: [] }),

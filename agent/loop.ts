@@ -53,7 +53,7 @@ export interface SolveOptions {
   n?: number;
   /** Children per MCTS expansion / candidates per beam (default 5). */
   k?: number;
-  /** Maximum steps (default 7). */
+  /** Maximum steps (default 12). */
   maxDepth?: number;
   /** Per-problem budget (MCTS default: 24 simulations). */
   budget?: Budget;
@@ -115,7 +115,7 @@ export async function solve(
   const agg = options.aggregation ?? "min";
   const common = {
     policy,
-    maxDepth: options.maxDepth ?? 7,
+    maxDepth: options.maxDepth ?? 12,
     seed: options.seed ?? 0,
     temperature: options.temperature,
     budget: options.budget,
@@ -144,12 +144,27 @@ export async function solve(
         tokens: path.reduce((s, p) => s + p.tokens, 0),
       };
     });
+    let { steps, stepRewards, complete } = r, tokens = r.stats.tokens;
+    if (!complete) {
+      // The budget ran out above a final step: finish the chosen path greedily and score it,
+      // so that a search always answers (the tree keeps only what the search expanded).
+      const g = await greedy(question, { ...common, budget: undefined, prefix: steps });
+      const rewards = await new RewardSteps(needReward(models, strategy)).score(
+        question,
+        g.best.steps,
+        { signal: options.signal },
+      );
+      steps = g.best.steps;
+      stepRewards = [...stepRewards, ...rewards.slice(stepRewards.length)];
+      complete = g.best.complete;
+      tokens += g.stats.tokens;
+    }
     return {
-      steps: r.steps,
-      stepRewards: r.stepRewards,
-      score: aggregateScores(r.stepRewards, agg),
-      complete: r.complete,
-      tokens: r.stats.tokens,
+      steps,
+      stepRewards,
+      score: aggregateScores(stepRewards, agg),
+      complete,
+      tokens,
       tree: r.nodes,
       candidates,
       ms: performance.now() - t0,

@@ -21,6 +21,13 @@ export interface AnnotateOptions {
   k?: number;
   /** Maximum depth (reference code: 5; paper: 7). */
   maxDepth?: number;
+  /**
+   * Depth from which a node gets one child instead of `k` (default: none, the paper's full
+   * tree). Below it each branch is one sampled rollout to an answer, so long solutions reach
+   * their end within a budget instead of being cut (and counted wrong) by a full tree that
+   * grows as k^depth. Labels above it still average every leaf under the node.
+   */
+  fullDepth?: number;
   /** Sampling temperature (reference code: 0.1). */
   temperature?: number;
   /** Budget: stops expanding when spent (the tree is still labelled). */
@@ -49,7 +56,7 @@ export async function annotate(question: string, options: AnnotateOptions): Prom
     const node = queue.shift()!;
     const steps = tree.steps(node);
     const props = await options.policy.propose(question, steps, {
-      k,
+      k: node.depth < (options.fullDepth ?? Infinity) ? k : 1,
       seed: childSeed(seed, node.id),
       temperature: options.temperature ?? 0.1,
       signal: options.signal,

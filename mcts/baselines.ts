@@ -87,14 +87,18 @@ async function rollout(
 }
 
 /**
- * Greedy decoding, step by step at temperature 0.
+ * Greedy decoding, step by step at temperature 0; from `prefix` when given (to finish a
+ * partial solution, e.g. the path a search chose when its budget ran out).
  *
  * @param question The problem.
- * @param options Policy, depth, budget.
+ * @param options Policy, depth, budget, prefix.
  */
-export async function greedy(question: string, options: BaselineOptions): Promise<BaselineResult> {
+export async function greedy(
+  question: string,
+  options: BaselineOptions & { prefix?: readonly string[] },
+): Promise<BaselineResult> {
   const meter = new BudgetMeter(options.budget ?? {}, options);
-  const r = await rollout(question, { steps: [], terminal: false }, {
+  const r = await rollout(question, { steps: [...options.prefix ?? []], terminal: false }, {
     ...options,
     seed: options.seed ?? 0,
     temperature: 0,

@@ -7,18 +7,29 @@
  * 3. trees     annotation trees of the policy on training problems, with Monte-Carlo labels
  * 4. exports   ORM, PRM and HRM (HNC-augmented) training data from those trees
  * 5. rewards   ORM, PRM and HRM trained from the policy's weights (train_reward)
+ * 6. self-train one round of KL-regularized SFT of the policy on its own trajectories with
+ *              a Monte-Carlo score >= 0.95 (the same trees), at beta = 0 and beta = 0.1, and
+ *              greedy accuracy of the policy before and after on held-out problems
+ *              (written to OUT/selftrain.json; the beta = 0.1 policy to OUT/policy-selftrained)
  *
  * Every stage is skipped when its output is complete, and the long ones resume from their
  * checkpoints, so an interrupted build continues where it stopped: run it again.
  *
  * Usage: deno run -A models/build/build.ts [--work .build] [--out models] [--policy-steps N]
- *   [--policy-minutes M] [--tree-problems N] [--reward-steps N] [--threads N] [--device cpu|cuda]
+ *   [--policy-minutes M] [--tree-problems N] [--tree-simulations N] [--reward-steps N]
+ *   [--sft-steps N] [--greedy-problems N] [--threads N] [--device cpu|cuda]
  *
  * @module
  */
 import { parseArgs } from "node:util";
 import { fileURLToPath } from "node:url";
-import { generateProblems, gradeSolution, PolicySteps } from "../../agent/mod.ts";
+import {
+  BUNDLED_SEED,
+  evaluate,
+  generateProblems,
+  gradeSolution,
+  PolicySteps,
+} from "../../agent/mod.ts";
 import { OnnxPolicy, Progress } from "../../inference/mod.ts";
 import { annotate } from "../../mcts/mod.ts";
 import { openStore } from "../../store/mod.ts";
@@ -32,7 +43,11 @@ const { values: a } = parseArgs({
     "policy-minutes": { type: "string", default: "0" },
     "tree-problems": { type: "string", default: "300" },
     "tree-k": { type: "string", default: "3" },
-    "reward-steps": { type: "string", default: "1500" },
+    "tree-full-depth": { type: "string", default: "3" },
+    "tree-simulations": { type: "string", default: "150" },
+    "reward-steps": { type: "string", default: "600" },
+    "sft-steps": { type: "string", default: "300" },
+    "greedy-problems": { type: "string", default: "500" },
     threads: { type: "string", default: "2" },
     device: { type: "string", default: "cpu" },
   },
@@ -127,7 +142,7 @@ await stage("trees", async () => {
     await store.getOrCreateRun({
       id: TREE_RUN,
       strategy: "annotate",
-      config: { k: Number(a["tree-k"]) },
+      config: { k: Number(a["tree-k"]), fullDepth: Number(a["tree-full-depth"]) },
       seed: 2000,
       policyId: policy.id,
       problemsSource: "synthetic:2000",
@@ -142,9 +157,10 @@ await stage("trees", async () => {
         policy: steps,
         grade: (s) => gradeSolution(s.join("\n\n"), p.gold!, { kind: "number" }).correct,
         k: Number(a["tree-k"]),
-        maxDepth: p.ops.length + 2,
+        maxDepth: p.ops.length + 3,
+        fullDepth: Number(a["tree-full-depth"]),
         temperature: 1,
-        budget: { simulations: 150 },
+        budget: { simulations: Number(a["tree-simulations"]) },
         seed: p.index,
       });
       await store.saveProblemResult(TREE_RUN, {
@@ -166,27 +182,22 @@ await stage("trees", async () => {
   }
 });
 
-for (const kind of ["orm", "prm", "hnc"]) {
-  await stage(`export ${kind}`, () => exists(`${work}/data-${kind}/manifest.json`), () =>
+/** Export training data of `kind` from the annotation trees into WORK/data-KIND. */
+function exportStage(kind: string, flags: string[]): Promise<void> {
+  return stage(`export ${kind}`, () => exists(`${work}/data-${kind}/manifest.json`), () =>
     sh([
       Deno.execPath(),
       "run",
       "-A",
       "main.ts",
       "export",
-      "--run",
-      TREE_RUN,
-      "--db",
-      `${work}/trees.db`,
-      "--kind",
-      kind,
-      "--format",
-      "paper",
-      "--out",
-      `${work}/data-${kind}`,
-      "--seed",
-      "1",
+      ...["--run", TREE_RUN, "--db", `${work}/trees.db`, "--kind", kind],
+      ...["--out", `${work}/data-${kind}`, ...flags],
     ]));
+}
+
+for (const kind of ["orm", "prm", "hnc"]) {
+  await exportStage(kind, ["--format", "paper", "--seed", "1"]);
 }
 
 const REWARDS: [string, string, string[]][] = [
@@ -221,6 +232,87 @@ for (const [name, data, loss] of REWARDS) {
       "--threads",
       a.threads!,
     ]));
+}
+
+// 6. One self-training round from the same trees (trajectories with MC >= 0.95).
+await exportStage("sft", ["--policy", `${out}/policy`]);
+const BETAS = ["0", "0.1"];
+for (const beta of BETAS) {
+  await stage(
+    `self-train beta=${beta}`,
+    () => exists(`${work}/selftrain-${beta}/model.onnx`),
+    () =>
+      sh([
+        "/usr/bin/python3",
+        "-m",
+        "arborist_trainer.train_sft",
+        "--data",
+        `${work}/data-sft/data.jsonl`,
+        "--init",
+        `${out}/policy`,
+        "--out",
+        `${work}/selftrain-${beta}`,
+        "--beta",
+        beta,
+        "--steps",
+        a["sft-steps"]!,
+        "--batch",
+        "16",
+        "--lr",
+        "3e-4",
+        "--schedule",
+        "cosine",
+        "--warmup",
+        "20",
+        "--resume",
+        "--threads",
+        a.threads!,
+      ]),
+  );
+}
+await stage("greedy before/after", () => exists(`${out}/selftrain.json`), async () => {
+  const problems = generateProblems(Number(a["greedy-problems"]), { seed: BUNDLED_SEED });
+  const result: Record<string, unknown> = {
+    problems: `synthetic:${problems.length} seed ${BUNDLED_SEED} (held out)`,
+    data: JSON.parse(await Deno.readTextFile(`${work}/data-sft/manifest.json`)).records ?? null,
+    steps: Number(a["sft-steps"]),
+  };
+  const dirs: [string, string][] = [
+    ["policy", `${out}/policy`],
+    ...BETAS.map((b): [string, string] => [`beta=${b}`, `${work}/selftrain-${b}`]),
+  ];
+  for (const [name, dir] of dirs) {
+    const policy = await OnnxPolicy.load(dir, { threads: Number(a.threads) });
+    try {
+      const [pt] = await evaluate(problems, {
+        policy,
+        scorers: [],
+        ns: [1],
+        strategies: ["greedy"],
+      });
+      result[name] = {
+        correct: pt.correct,
+        total: pt.total,
+        accuracy: pt.accuracy,
+        low: pt.low,
+        high: pt.high,
+      };
+      console.error(`[build] greedy ${name}: ${pt.correct}/${pt.total}`);
+    } finally {
+      await policy.close();
+    }
+  }
+  await copyModel(`${work}/selftrain-0.1`, `${out}/policy-selftrained`);
+  await Deno.writeTextFile(`${out}/selftrain.json`, JSON.stringify(result, null, 2) + "\n");
+});
+
+async function copyModel(from: string, to: string): Promise<void> {
+  await Deno.mkdir(to, { recursive: true });
+  for await (const e of Deno.readDir(from)) {
+    if (e.isFile && !e.name.endsWith(".pt") && !e.name.endsWith(".tmp")) {
+      await Deno.copyFile(`${from}/${e.name}`, `${to}/${e.name}`);
+    }
+  }
 }
 
 console.log("| stage | seconds | |\n|---|---|---|");

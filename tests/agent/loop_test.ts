@@ -153,3 +153,37 @@ Deno.test("a NaN or out-of-range reward is an error naming the model, never used
   await assert.rejects(() => new RewardSteps(bad(NaN)).score("q", ["a"]), /bad-model.*NaN/);
   await assert.rejects(() => new RewardSteps(bad(1.5)).score("q", ["a"]), /bad-model.*1\.5/);
 });
+
+Deno.test("MCTS always answers: a path cut by the budget is finished greedily and scored", async () => {
+  // Step i of the prompt "...Answer:\n" + i steps is "step i"; the fifth is the final one.
+  const policy = {
+    id: "counting",
+    generate(prompt: string, o: { n?: number } = {}) {
+      const i = prompt.split("\n\n").length - 1;
+      const text = i >= 4 ? "The answer is 4" : `step ${i}\n\n`;
+      return Promise.resolve(Array.from({ length: o.n ?? 1 }, () => ({
+        text,
+        ids: [1],
+        logprobs: [-0.1],
+        finishReason: i >= 4 ? "eos" as const : "stop" as const,
+      })));
+    },
+    score: () => Promise.reject(new Error("unused")),
+    close: () => Promise.resolve(),
+  };
+  const reward: RewardModel = {
+    id: "half",
+    scoreSteps: (_q, steps) => Promise.resolve(steps.map(() => 0.5)),
+    close: () => Promise.resolve(),
+  };
+  const s = await solve("q", {
+    strategy: "mcts",
+    k: 2,
+    budget: { simulations: 2 },
+    models: { policy, reward },
+  });
+  assert.equal(s.complete, true);
+  assert.deepEqual(s.steps, ["step 0", "step 1", "step 2", "step 3", "The answer is 4"]);
+  assert.equal(s.stepRewards.length, 5);
+  assert.ok(s.tree!.length <= 5, "the tree holds only what the search expanded");
+});

@@ -171,6 +171,25 @@ Deno.test("annotate() expands every node fully and labels with Monte-Carlo score
   for (const n of nodes.filter((n) => n.text === "a")) assert.equal(n.mcLabel, 0);
 });
 
+Deno.test("annotate() with fullDepth branches k ways above it and runs one rollout per branch below", async () => {
+  const nodes = await annotate("q", {
+    policy: new ScriptedPolicy(TRAP),
+    grade: (steps) => steps.at(-1) === "ANSWER 7",
+    k: 2,
+    maxDepth: 5,
+    fullDepth: 1,
+    seed: 1,
+  });
+  assert.equal(nodes[0].children.length, 2, "the root branches");
+  for (const n of nodes.filter((n) => n.depth >= 1 && !n.terminal)) {
+    assert.equal(n.children.length, 1, `node ${n.text} has one rollout child`);
+  }
+  const leaves = nodes.filter((n) => n.children.length === 0);
+  assert.equal(leaves.length, 2);
+  assert.ok(leaves.every((n) => n.terminal), "every rollout reaches an answer");
+  assert.equal(nodes[0].mcLabel, leaves.filter((n) => n.correct).length / 2);
+});
+
 const SCORE: Record<string, number> = {
   "ANSWER 5": 0.2,
   "ANSWER 6": 0.9,
