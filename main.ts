@@ -139,7 +139,7 @@ const COMMANDS: Record<string, Command> = {
   eval: {
     summary: "Best-of-N accuracy against N for ORM/PRM/HRM scorers: markdown table and SVG plot",
     usage:
-      "eval [--problems FILE|synthetic:N --policy DIR|URL] [--format F] [--orm DIR|URL] [--prm DIR|URL] [--hrm DIR|URL] [--ns 2,4,8,16] [--strategies greedy,best-of-n,step-greedy] [--aggregation min|last|product|mean] [--max-depth D] [--limit N] [--seed S] [--out DIR] [--fresh] [--json]\n  with neither --problems nor --policy: the bundled reproduction (500 held-out synthetic problems, N = 2..64, ORM best-of-N, PRM/HRM step-greedy, greedy reference; resumable in .tmp/eval)",
+      "eval [--problems FILE|synthetic:N --policy DIR|URL] [--format F] [--orm DIR|URL] [--prm DIR|URL] [--hrm DIR|URL] [--ns 2,4,8,16] [--strategies greedy,best-of-n,step-greedy] [--paper] [--aggregation min|last|product|mean] [--max-depth D] [--limit N] [--seed S] [--out DIR] [--shard i/n] [--fresh] [--threads N] [--json]\n  --paper: the ORM ranks whole solutions (best-of-n), PRM and HRM run step-greedy, as in the paper's table\n  --shard i/n: this process takes problems with index % n == i; shards share --out's journal, so run them side by side and then once without --shard for the whole table\n  with neither --problems nor --policy: the bundled reproduction (500 held-out synthetic problems, N = 2..64, --paper, greedy reference; resumable in .tmp/eval)",
     options: {
       problems: { type: "string" },
       format: { type: "string" },
@@ -156,6 +156,8 @@ const COMMANDS: Record<string, Command> = {
       seed: { type: "string" },
       out: { type: "string" },
       fresh: { type: "boolean" },
+      paper: { type: "boolean" },
+      shard: { type: "string" },
       threads: { type: "string" },
       "api-key": { type: "string" },
     },
@@ -504,6 +506,7 @@ async function runEval(values: Record<string, unknown>): Promise<void> {
       ns: BUNDLED_EVAL.ns.join(","),
       strategies: BUNDLED_EVAL.strategies.join(","),
       out: BUNDLED_EVAL.out,
+      paper: true,
       ...values,
     };
   }
@@ -525,8 +528,20 @@ async function runEval(values: Record<string, unknown>): Promise<void> {
   const threads = num(values, "threads", { integer: true, min: 1 });
   const apiKey = values["api-key"] as string | undefined;
   const named = (["orm", "prm", "hrm"] as const).filter((k) => values[k] !== undefined);
-  if (named.length === 0) throw new UsageError("give at least one of --orm, --prm, --hrm");
+  if (named.length === 0 && strategies.some((s) => s !== "greedy")) {
+    throw new UsageError(
+      "give at least one of --orm, --prm, --hrm (only --strategies greedy needs none)",
+    );
+  }
   const out = values.out as string | undefined;
+  const shard = values.shard === undefined ? undefined : (() => {
+    try {
+      return parseShard(values.shard as string);
+    } catch (e) {
+      throw new UsageError((e as Error).message);
+    }
+  })();
+  if (shard && !out) throw new UsageError("--shard needs --out (the shards share its journal)");
   const config = {
     problems: values.problems,
     seed: values.seed ?? null,
@@ -537,6 +552,7 @@ async function runEval(values: Record<string, unknown>): Promise<void> {
     strategies,
     aggregation: values.aggregation ?? null,
     maxDepth: values["max-depth"] ?? null,
+    paper: values.paper === true,
   };
   const journal = out ? await openJournal(out, config, values.fresh === true) : undefined;
   const policy = await openPolicy(policyAt, { threads, apiKey });
@@ -544,9 +560,15 @@ async function runEval(values: Record<string, unknown>): Promise<void> {
   try {
     for (const k of named) {
       const model = await openReward(values[k] as string, { threads, apiKey });
-      scorers.push({ name: k.toUpperCase(), model, kind: k === "orm" ? "outcome" : "process" });
+      scorers.push({
+        name: k.toUpperCase(),
+        model,
+        kind: k === "orm" ? "outcome" : "process",
+        strategies: values.paper ? [k === "orm" ? "best-of-n" : "step-greedy"] : undefined,
+      });
     }
-    const points = await evaluate(problems, {
+    const mine = shard ? problems.filter((p) => p.index % shard.count === shard.index) : problems;
+    const points = await evaluate(mine, {
       policy,
       scorers,
       ns,

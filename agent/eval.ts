@@ -23,6 +23,18 @@ export interface Scorer {
   model: RewardModel;
   /** "outcome": score the whole solution as one step; "process": aggregate step scores. */
   kind: "outcome" | "process";
+  /**
+   * The strategies this scorer takes part in (default: every requested one it can do). The
+   * paper's table: the ORM in best-of-n only, PRM and HRM in step-greedy only.
+   */
+  strategies?: readonly EvalStrategy[];
+}
+
+/** Whether `sc` takes part in `strategy`. */
+function joins(sc: Scorer, strategy: EvalStrategy): boolean {
+  if (strategy === "greedy") return false;
+  if (strategy === "step-greedy" && sc.kind !== "process") return false;
+  return sc.strategies === undefined || sc.strategies.includes(strategy);
 }
 
 /** Evaluated strategies ("greedy" is the policy alone, one point at N = 1, no scorer). */
@@ -147,7 +159,7 @@ export async function evaluate(
   for (const strategy of strategies) {
     if (strategy === "greedy") continue;
     for (const sc of options.scorers) {
-      if (strategy === "step-greedy" && sc.kind !== "process") continue;
+      if (!joins(sc, strategy)) continue;
       for (const n of ns) out.push(point(strategy, sc.name, n));
     }
   }
@@ -180,9 +192,9 @@ async function evaluateOne(
   if (strategies.includes("greedy") && ok((await greedy(p.question, common)).best)) {
     hits.push(pointKey("greedy", "-", 1));
   }
-  if (strategies.includes("best-of-n")) {
+  if (strategies.includes("best-of-n") && options.scorers.some((sc) => joins(sc, "best-of-n"))) {
     const pool = await samplePool(p.question, steps, ns[ns.length - 1], { ...options, seed });
-    for (const sc of options.scorers) {
+    for (const sc of options.scorers.filter((s) => joins(s, "best-of-n"))) {
       const scored = await scoreAll(p.question, pool, sc, options.aggregation ?? "min");
       for (const n of ns) {
         const best = scored.slice(0, n).reduce((a, b) => (b.score > a.score ? b : a));
@@ -191,7 +203,7 @@ async function evaluateOne(
     }
   }
   if (strategies.includes("step-greedy")) {
-    for (const sc of options.scorers.filter((s) => s.kind === "process")) {
+    for (const sc of options.scorers.filter((s) => joins(s, "step-greedy"))) {
       const reward = new RewardSteps(sc.model);
       for (const n of ns) {
         const r = await stepGreedy(p.question, { ...common, reward, n });
@@ -266,10 +278,7 @@ export function evalTable(all: readonly EvalPoint[]): string {
     ]
     : [];
   return [
-    head,
-    sep,
-    ...body,
-    "",
+    ...(body.length ? [head, sep, ...body, ""] : []),
     `Accuracy [95% Wilson interval] over ${total} problems.`,
     ...greedyLine,
   ].join("\n");

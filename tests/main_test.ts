@@ -275,6 +275,17 @@ Deno.test("eval --out journals every problem: a second run resumes, another conf
     const other = await cli([...args.map((a) => (a === "1,2" ? "1,4" : a))]);
     assert.equal(other.code, 2);
     assert.match(other.stderr, /another configuration.*--fresh/);
+    // Two shards side by side into one journal, then one run for the whole table.
+    const shared = `${dir}/shards`;
+    const withOut = args.map((a) => (a === dir ? shared : a));
+    const s0 = await cli([...withOut, "--shard", "0/2", "--json"]);
+    assert.equal(s0.code, 0, s0.stderr);
+    const s1 = await cli([...withOut, "--shard", "1/2", "--json"]);
+    assert.equal(s1.code, 0, s1.stderr);
+    assert.equal(JSON.parse(s0.stdout).points[0].total, 2, "shard 0 of 2 takes problems 0 and 2");
+    const whole = await cli([...withOut, "--json"]);
+    assert.match(whole.stderr, /resuming: 3 problems/);
+    assert.deepEqual(JSON.parse(whole.stdout).points, points);
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
