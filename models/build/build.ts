@@ -15,8 +15,8 @@
  * Every stage is skipped when its output is complete, and the long ones resume from their
  * checkpoints, so an interrupted build continues where it stopped: run it again.
  *
- * Usage: deno run -A models/build/build.ts [--work .build] [--out models] [--policy-steps N]
- *   [--policy-minutes M] [--tree-problems N] [--tree-simulations N] [--reward-steps N]
+ * Usage: deno run -A models/build/build.ts [--work .build] [--out models] [--policy-steps 1200]
+ *   [--policy-schedule 3600] [--policy-minutes M] [--tree-problems N] [--tree-simulations N] [--reward-steps N]
  *   [--sft-steps N] [--greedy-problems N] [--threads N] [--device cpu|cuda]
  *
  * @module
@@ -39,11 +39,12 @@ const { values: a } = parseArgs({
   options: {
     work: { type: "string", default: ".build" },
     out: { type: "string", default: "models" },
-    "policy-steps": { type: "string", default: "6000" },
+    "policy-steps": { type: "string", default: "1200" },
+    "policy-schedule": { type: "string", default: "3600" },
     "policy-minutes": { type: "string", default: "0" },
-    "tree-problems": { type: "string", default: "300" },
-    "tree-k": { type: "string", default: "3" },
-    "tree-full-depth": { type: "string", default: "3" },
+    "tree-problems": { type: "string", default: "500" },
+    "tree-k": { type: "string", default: "4" },
+    "tree-full-depth": { type: "string", default: "2" },
     "tree-simulations": { type: "string", default: "150" },
     "reward-steps": { type: "string", default: "600" },
     "sft-steps": { type: "string", default: "300" },
@@ -98,6 +99,8 @@ await stage(
       "models/build/make_data.ts",
       "--out",
       `${work}/policy_data.jsonl`,
+      "--eval-out",
+      `${work}/policy_eval.jsonl`,
     ]),
 );
 
@@ -116,7 +119,11 @@ await stage("policy", async () => {
     "--out",
     `${out}/policy`,
     "--steps",
+    a["policy-schedule"]!,
+    "--stop-at",
     a["policy-steps"]!,
+    "--eval-data",
+    `${work}/policy_eval.jsonl`,
     "--minutes",
     a["policy-minutes"]!,
     "--threads",

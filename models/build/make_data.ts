@@ -3,11 +3,12 @@
  * Training data of the tiny policy: synthetic problems with solutions that carry natural
  * mistakes and, sometimes, next-step corrections. Writes JSONL `{prompt, completion}` lines.
  *
- * Usage: deno run -A models/build/make_data.ts --out FILE [--n 60000] [--seed 7]
+ * Usage: deno run -A models/build/make_data.ts --out FILE [--n 200000] [--seed 7]
  *   [--mistake-rate 0.06] [--correction-rate 0.5] [--eval-out FILE --eval-n 256]
  *
- * `--eval-out` also writes correct solutions of held-out problems (seed 1000, the bundled
- * evaluation seed), which the trainer scores by teacher forcing while it trains.
+ * `--eval-out` also writes correct solutions of other held-out problems (seed 999: neither
+ * training data nor the bundled evaluation set, seed 1000), which the trainer scores by teacher
+ * forcing while it trains.
  *
  * Problems of held-out evaluation use other seeds (the embedded eval set uses seed 1000+).
  *
@@ -47,7 +48,7 @@ const tmp = `${values.out}.tmp`;
 await Deno.writeTextFile(tmp, lines.join("\n") + "\n");
 await Deno.rename(tmp, values.out);
 if (values["eval-out"]) {
-  const held = generateProblems(Number(values["eval-n"]), { seed: 1000 }).map((p) =>
+  const held = generateProblems(Number(values["eval-n"]), { seed: 999 }).map((p) =>
     JSON.stringify({ prompt: plainPrompt(p.question), completion: p.solution })
   );
   await Deno.writeTextFile(values["eval-out"], held.join("\n") + "\n");

@@ -6,7 +6,8 @@ Progress (step, loss, tokens/s, ETA) goes to stderr; the last stdout line is JSO
 
 Usage (from the repository root):
   /usr/bin/python3 models/build/pretrain_policy.py --data .build/policy_data.jsonl \
-      --work .build/policy --out models/policy [--steps 6000] [--minutes 30] [--export-only]
+      --work .build/policy --out models/policy [--steps 3600] [--stop-at 1200] [--minutes 30]
+      [--eval-data .build/policy_eval.jsonl] [--export-only]
 """
 
 from __future__ import annotations
@@ -36,11 +37,13 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--data", required=True, help="JSONL of {prompt, completion}")
     p.add_argument("--work", required=True, help="checkpoints and tokenized data")
     p.add_argument("--out", required=True, help="model directory to export")
-    p.add_argument("--steps", type=int, default=6000)
+    p.add_argument("--steps", type=int, default=3600, help="length of the learning-rate schedule")
+    p.add_argument("--stop-at", type=int, default=0,
+                   help="stop (with a checkpoint) at this step, inside the --steps schedule; 0 = at --steps")
     p.add_argument("--minutes", type=float, default=0, help="stop (with a checkpoint) after this long; 0 = no limit")
     p.add_argument("--batch", type=int, default=32)
-    p.add_argument("--lr", type=float, default=2e-3)
-    p.add_argument("--warmup", type=int, default=200)
+    p.add_argument("--lr", type=float, default=2.5e-3)
+    p.add_argument("--warmup", type=int, default=150)
     p.add_argument("--ckpt-every", type=int, default=200)
     p.add_argument("--merges", type=int, default=320)
     p.add_argument("--hidden", type=int, default=128)
@@ -242,7 +245,7 @@ def main() -> None:
         for i, idx in enumerate(batches(data, a.batch, rng)):
             if i < skip:
                 continue
-            if step >= a.steps or (a.minutes and time.time() - start > a.minutes * 60):
+            if step >= a.steps or (a.stop_at and step >= a.stop_at) or (a.minutes and time.time() - start > a.minutes * 60):
                 done = True
                 break
             ids, mask, labels = (t.to(a.device) for t in collate([data[j] for j in idx], sp["pad_token_id"]))
