@@ -139,7 +139,7 @@ const COMMANDS: Record<string, Command> = {
   eval: {
     summary: "Best-of-N accuracy against N for ORM/PRM/HRM scorers: markdown table and SVG plot",
     usage:
-      "eval [--problems FILE|synthetic:N --policy DIR|URL] [--format F] [--orm DIR|URL] [--prm DIR|URL] [--hrm DIR|URL] [--ns 2,4,8,16] [--strategies greedy,best-of-n,step-greedy] [--paper] [--aggregation min|last|product|mean] [--max-depth D] [--limit N] [--seed S] [--out DIR] [--shard i/n] [--fresh] [--threads N] [--json]\n  --paper: the ORM ranks whole solutions (best-of-n), PRM and HRM run step-greedy, as in the paper's table\n  --shard i/n: this process takes problems with index % n == i; shards share --out's journal, so run them side by side and then once without --shard for the whole table\n  with neither --problems nor --policy: the bundled reproduction (500 held-out synthetic problems, N = 2..64, --paper, greedy reference; resumable in .tmp/eval)",
+      "eval [--problems FILE|synthetic:N --policy DIR|URL] [--format F] [--orm DIR|URL] [--prm DIR|URL] [--hrm DIR|URL] [--ns 2,4,8,16] [--strategies greedy,best-of-n,step-greedy] [--paper] [--aggregation min|last|product|mean] [--max-depth D] [--temperature T] [--limit N] [--seed S] [--out DIR] [--shard i/n] [--fresh] [--threads N] [--json]\n  --paper: the ORM ranks whole solutions (best-of-n), PRM and HRM run step-greedy, as in the paper's table\n  --shard i/n: this process takes problems with index % n == i; shards share --out's journal, so run them side by side and then once without --shard for the whole table\n  with neither --problems nor --policy: the bundled reproduction (500 held-out synthetic problems, N = 2..64, --paper, temperature 0.7, greedy reference; resumable in .tmp/eval)",
     options: {
       problems: { type: "string" },
       format: { type: "string" },
@@ -157,6 +157,7 @@ const COMMANDS: Record<string, Command> = {
       out: { type: "string" },
       fresh: { type: "boolean" },
       paper: { type: "boolean" },
+      temperature: { type: "string" },
       shard: { type: "string" },
       threads: { type: "string" },
       "api-key": { type: "string" },
@@ -482,6 +483,7 @@ const BUNDLED_EVAL = {
   ns: ["2", "4", "8", "16", "24", "64"],
   strategies: ["greedy", "best-of-n", "step-greedy"],
   out: ".tmp/eval",
+  temperature: 0.7,
 };
 
 async function runEval(values: Record<string, unknown>): Promise<void> {
@@ -506,6 +508,7 @@ async function runEval(values: Record<string, unknown>): Promise<void> {
       ns: BUNDLED_EVAL.ns.join(","),
       strategies: BUNDLED_EVAL.strategies.join(","),
       out: BUNDLED_EVAL.out,
+      temperature: String(BUNDLED_EVAL.temperature),
       paper: true,
       ...values,
     };
@@ -553,6 +556,7 @@ async function runEval(values: Record<string, unknown>): Promise<void> {
     aggregation: values.aggregation ?? null,
     maxDepth: values["max-depth"] ?? null,
     paper: values.paper === true,
+    temperature: values.temperature ?? null,
   };
   const journal = out ? await openJournal(out, config, values.fresh === true) : undefined;
   const policy = await openPolicy(policyAt, { threads, apiKey });
@@ -575,6 +579,7 @@ async function runEval(values: Record<string, unknown>): Promise<void> {
       strategies,
       aggregation: oneOf(values, "aggregation", AGGREGATIONS) as Aggregation | undefined,
       maxDepth: num(values, "max-depth", { integer: true, min: 1 }),
+      temperature: num(values, "temperature", { min: 0 }),
       seed: num(values, "seed", { integer: true }) ?? 0,
       done: journal?.done,
       onProblem: journal?.append,
