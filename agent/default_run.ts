@@ -38,7 +38,7 @@ export interface DefaultRow {
 
 /** Options of {@linkcode defaultRun}. */
 export interface DefaultRunOptions {
-  /** Problems (default 24). */
+  /** Problems (default 100). */
   count?: number;
   /** Models directory (default {@linkcode BUNDLED_MODELS}). */
   modelsDir?: string;
@@ -101,7 +101,7 @@ export async function defaultRun(options: DefaultRunOptions = {}): Promise<Defau
     for (const m of ["orm", "prm", "hrm"]) {
       rewards[m] = await openReward(`${dir}/${m}`, { threads });
     }
-    const problems = generateProblems(options.count ?? 24, { seed: options.seed ?? BUNDLED_SEED });
+    const problems = generateProblems(options.count ?? 100, { seed: options.seed ?? BUNDLED_SEED });
     const n = options.n ?? 4;
     const configs: {
       name: string;

@@ -166,6 +166,26 @@ export async function evaluate(
   return out;
 }
 
+/**
+ * Greedy accuracy of `policy` on `problems` (the policy alone, temperature 0).
+ *
+ * @returns The one greedy point, with its 95% interval.
+ */
+export async function greedyAccuracy(
+  problems: readonly Problem[],
+  policy: PolicyModel,
+  options: { progress?: boolean } = {},
+): Promise<EvalPoint> {
+  const [pt] = await evaluate(problems, {
+    policy,
+    scorers: [],
+    ns: [1],
+    strategies: ["greedy"],
+    progress: options.progress,
+  });
+  return pt;
+}
+
 /** The key of one point in {@linkcode ProblemHits}. */
 export function pointKey(strategy: EvalStrategy, scorer: string, n: number): string {
   return `${strategy}|${scorer}|${n}`;

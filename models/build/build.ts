@@ -25,9 +25,9 @@ import { parseArgs } from "node:util";
 import { fileURLToPath } from "node:url";
 import {
   BUNDLED_SEED,
-  evaluate,
   generateProblems,
   gradeSolution,
+  greedyAccuracy,
   PolicySteps,
 } from "../../agent/mod.ts";
 import { OnnxPolicy, Progress } from "../../inference/mod.ts";
@@ -297,7 +297,7 @@ await stage("greedy before/after", () => exists(`${out}/selftrain.json`), async 
   const problems = generateProblems(Number(a["greedy-problems"]), { seed: BUNDLED_SEED });
   const result: Record<string, unknown> = {
     problems: `synthetic:${problems.length} seed ${BUNDLED_SEED} (held out)`,
-    data: JSON.parse(await Deno.readTextFile(`${work}/data-sft/manifest.json`)).records ?? null,
+    data: JSON.parse(await Deno.readTextFile(`${work}/data-sft/manifest.json`)).counts ?? null,
     steps: Number(a["sft-steps"]),
   };
   const dirs: [string, string][] = [
@@ -307,12 +307,7 @@ await stage("greedy before/after", () => exists(`${out}/selftrain.json`), async 
   for (const [name, dir] of dirs) {
     const policy = await OnnxPolicy.load(dir, { threads: Number(a.threads) });
     try {
-      const [pt] = await evaluate(problems, {
-        policy,
-        scorers: [],
-        ns: [1],
-        strategies: ["greedy"],
-      });
+      const pt = await greedyAccuracy(problems, policy);
       result[name] = {
         correct: pt.correct,
         total: pt.total,
