@@ -139,7 +139,7 @@ const COMMANDS: Record<string, Command> = {
   eval: {
     summary: "Best-of-N accuracy against N for ORM/PRM/HRM scorers: markdown table and SVG plot",
     usage:
-      "eval [--problems FILE|synthetic:N --policy DIR|URL] [--format F] [--orm DIR|URL] [--prm DIR|URL] [--hrm DIR|URL] [--ns 2,4,8,16] [--strategies greedy,best-of-n,step-greedy] [--paper] [--aggregation min|last|product|mean] [--max-depth D] [--temperature T] [--limit N] [--seed S] [--out DIR] [--shard i/n] [--fresh] [--threads N] [--json]\n  --paper: the ORM ranks whole solutions (best-of-n), PRM and HRM run step-greedy, as in the paper's table\n  --shard i/n: this process takes problems with index % n == i; shards share --out's journal, so run them side by side and then once without --shard for the whole table\n  with neither --problems nor --policy: the bundled reproduction (500 held-out synthetic problems, N = 2..64, --paper, temperature 0.7, greedy reference; resumable in .tmp/eval)",
+      "eval [--problems FILE|synthetic:N --policy DIR|URL] [--format F] [--orm DIR|URL] [--prm DIR|URL] [--hrm DIR|URL] [--ns 2,4,8,16] [--strategies greedy,best-of-n,step-greedy] [--paper] [--aggregation min|last|product|mean] [--max-depth D] [--temperature T] [--limit N] [--seed S] [--out DIR] [--shard i/n] [--report-only] [--fresh] [--threads N] [--json]\n  --report-only: the table of the problems already in --out's journal, nothing run (a partial result of a long evaluation)\n  --paper: the ORM ranks whole solutions (best-of-n), PRM and HRM run step-greedy, as in the paper's table\n  --shard i/n: this process takes problems with index % n == i; shards share --out's journal, so run them side by side and then once without --shard for the whole table\n  with neither --problems nor --policy: the bundled reproduction (500 held-out synthetic problems, N = 2..64, --paper, temperature 0.7, greedy reference; resumable in .tmp/eval)",
     options: {
       problems: { type: "string" },
       format: { type: "string" },
@@ -157,6 +157,7 @@ const COMMANDS: Record<string, Command> = {
       out: { type: "string" },
       fresh: { type: "boolean" },
       paper: { type: "boolean" },
+      "report-only": { type: "boolean" },
       temperature: { type: "string" },
       shard: { type: "string" },
       threads: { type: "string" },
@@ -545,6 +546,9 @@ async function runEval(values: Record<string, unknown>): Promise<void> {
     }
   })();
   if (shard && !out) throw new UsageError("--shard needs --out (the shards share its journal)");
+  if (values["report-only"] === true && !out) {
+    throw new UsageError("--report-only needs --out (it reports the journal there)");
+  }
   const config = {
     problems: values.problems,
     seed: values.seed ?? null,
@@ -571,7 +575,11 @@ async function runEval(values: Record<string, unknown>): Promise<void> {
         strategies: values.paper ? [k === "orm" ? "best-of-n" : "step-greedy"] : undefined,
       });
     }
-    const mine = shard ? problems.filter((p) => p.index % shard.count === shard.index) : problems;
+    const mine = values["report-only"] === true
+      ? problems.filter((p) => journal?.done.has(p.id))
+      : shard
+      ? problems.filter((p) => p.index % shard.count === shard.index)
+      : problems;
     const points = await evaluate(mine, {
       policy,
       scorers,

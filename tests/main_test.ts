@@ -286,6 +286,9 @@ Deno.test("eval --out journals every problem: a second run resumes, another conf
     const whole = await cli([...withOut, "--json"]);
     assert.match(whole.stderr, /resuming: 3 problems/);
     assert.deepEqual(JSON.parse(whole.stdout).points, points);
+    const report = await cli([...withOut, "--report-only", "--json"]);
+    assert.equal(report.code, 0, report.stderr);
+    assert.deepEqual(JSON.parse(report.stdout).points, points, "the journal alone gives the table");
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
