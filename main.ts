@@ -549,12 +549,17 @@ async function runEval(values: Record<string, unknown>): Promise<void> {
   if (values["report-only"] === true && !out) {
     throw new UsageError("--report-only needs --out (it reports the journal there)");
   }
+  // Bundled paths are kept relative, so that a journal resumes in another clone of the repo.
+  const where = (x: unknown) =>
+    typeof x === "string" && x.startsWith(BUNDLED_MODELS)
+      ? `models/${x.slice(BUNDLED_MODELS.length)}`
+      : x;
   const config = {
     problems: values.problems,
     seed: values.seed ?? null,
     limit: values.limit ?? null,
-    policy: policyAt,
-    scorers: Object.fromEntries(named.map((k) => [k, values[k]])),
+    policy: where(policyAt),
+    scorers: Object.fromEntries(named.map((k) => [k, where(values[k])])),
     ns,
     strategies,
     aggregation: values.aggregation ?? null,
