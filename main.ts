@@ -207,6 +207,16 @@ function helpText(): string {
 /** Parse a numeric flag; undefined when absent (one parser for every command). */
 const num = numberFlag;
 
+/** `--shard i/n`, parsed; undefined when absent. */
+function shardFlag(values: Record<string, unknown>): ReturnType<typeof parseShard> | undefined {
+  if (values.shard === undefined) return undefined;
+  try {
+    return parseShard(values.shard as string);
+  } catch (e) {
+    throw new UsageError((e as Error).message);
+  }
+}
+
 function need(values: Record<string, unknown>, name: string): string {
   const v = values[name];
   if (typeof v !== "string" || v === "") throw new UsageError(`--${name} is required`);
@@ -407,13 +417,7 @@ async function runAgentCommand(values: Record<string, unknown>): Promise<void> {
   }
   const strategy = oneOf(values, "strategy", STRATEGIES) ?? "mcts";
   const aggregation = oneOf(values, "aggregation", AGGREGATIONS) as Aggregation | undefined;
-  const shard = values.shard === undefined ? undefined : (() => {
-    try {
-      return parseShard(values.shard as string);
-    } catch (e) {
-      throw new UsageError((e as Error).message);
-    }
-  })();
+  const shard = shardFlag(values);
   const budget = {
     simulations: num(values, "simulations", { integer: true, min: 1 }),
     tokens: num(values, "max-tokens", { integer: true, min: 1 }),
@@ -538,13 +542,7 @@ async function runEval(values: Record<string, unknown>): Promise<void> {
     );
   }
   const out = values.out as string | undefined;
-  const shard = values.shard === undefined ? undefined : (() => {
-    try {
-      return parseShard(values.shard as string);
-    } catch (e) {
-      throw new UsageError((e as Error).message);
-    }
-  })();
+  const shard = shardFlag(values);
   if (shard && !out) throw new UsageError("--shard needs --out (the shards share its journal)");
   if (values["report-only"] === true && !out) {
     throw new UsageError("--report-only needs --out (it reports the journal there)");
@@ -609,7 +607,6 @@ async function runEval(values: Record<string, unknown>): Promise<void> {
     print(values.json ? JSON.stringify({ points }) : table);
     if (out && !values.json) console.error(`wrote ${out}/eval.md, eval.svg, eval.json`);
   } finally {
-    journal?.close();
     await Promise.allSettled([policy.close(), ...scorers.map((s) => s.model.close())]);
   }
 }
@@ -624,7 +621,7 @@ async function openJournal(
   config: Record<string, unknown>,
   fresh: boolean,
 ): Promise<
-  { done: Map<string, string[]>; append: (r: ProblemHits) => Promise<void>; close: () => void }
+  { done: Map<string, string[]>; append: (r: ProblemHits) => Promise<void> }
 > {
   await Deno.mkdir(out, { recursive: true });
   const cfgPath = `${out}/config.json`, path = `${out}/journal.jsonl`;
@@ -657,14 +654,9 @@ async function openJournal(
     await Deno.writeTextFile(cfgPath, JSON.stringify(config, null, 2) + "\n");
     await Deno.writeTextFile(path, "");
   }
-  const file = await Deno.open(path, { append: true });
-  const enc = new TextEncoder();
   return {
     done,
-    append: async (r) => {
-      await file.write(enc.encode(JSON.stringify(r) + "\n"));
-    },
-    close: () => file.close(),
+    append: (r) => Deno.writeTextFile(path, JSON.stringify(r) + "\n", { append: true }),
   };
 }
 

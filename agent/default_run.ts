@@ -46,14 +46,8 @@ export interface DefaultRunOptions {
   n?: number;
   /** MCTS simulations (default 12). */
   simulations?: number;
-  /** MCTS children per expansion (default: n). */
-  k?: number;
   /** Sampling temperature of every sampled configuration (default 0.7, as the bundled trees). */
   temperature?: number;
-  /** Seed of the problem set (default {@linkcode BUNDLED_SEED}: the bundled held-out set). */
-  seed?: number;
-  /** Only these configurations, by index in the table (default all five). */
-  only?: readonly number[];
   /** Threads. */
   threads?: number;
   /** Cancellation. */
@@ -101,7 +95,7 @@ export async function defaultRun(options: DefaultRunOptions = {}): Promise<Defau
     for (const m of ["orm", "prm", "hrm"]) {
       rewards[m] = await openReward(`${dir}/${m}`, { threads });
     }
-    const problems = generateProblems(options.count ?? 100, { seed: options.seed ?? BUNDLED_SEED });
+    const problems = generateProblems(options.count ?? 100, { seed: BUNDLED_SEED });
     const n = options.n ?? 4;
     const configs: {
       name: string;
@@ -115,16 +109,15 @@ export async function defaultRun(options: DefaultRunOptions = {}): Promise<Defau
         name: "MCTS (HRM)",
         o: {
           strategy: "mcts",
-          k: options.k ?? n,
+          k: n,
           budget: { simulations: options.simulations ?? 12 },
           reward: "hrm",
         },
       },
     ];
-    const chosen = configs.filter((_, i) => options.only?.includes(i) ?? true);
     const rows: DefaultRow[] = [];
-    const bar = new Progress("agent", { total: chosen.length * problems.length, unit: "solves" });
-    for (const c of chosen) {
+    const bar = new Progress("agent", { total: configs.length * problems.length, unit: "solves" });
+    for (const c of configs) {
       const t0 = performance.now();
       let correct = 0, tokens = 0;
       for (const p of problems) {

@@ -13,6 +13,7 @@ import { bestOfN, greedy, type Solution, stepGreedy } from "../mcts/mod.ts";
 import { aggregateScores, type Aggregation, type RewardModel } from "../reward/mod.ts";
 import { PolicySteps, type PolicyStepsOptions, RewardSteps } from "./adapters.ts";
 import { gradeKindFor, gradeSolution } from "./grading.ts";
+import { MAX_DEPTH } from "./loop.ts";
 import type { Problem } from "./problems.ts";
 
 /** A named reward model and how it ranks whole solutions. */
@@ -129,8 +130,12 @@ export async function evaluate(
     for (const k of hits) tally.set(k, (tally.get(k) ?? 0) + 1);
   };
   const steps = new PolicySteps(options.policy, options.steps);
-  const todo = graded.filter((p) => !options.done?.has(p.id));
-  for (const p of graded) if (options.done?.has(p.id)) count(options.done.get(p.id)!);
+  const todo: Problem[] = [];
+  for (const p of graded) {
+    const had = options.done?.get(p.id);
+    if (had) count(had);
+    else todo.push(p);
+  }
   const bar = options.progress === false
     ? undefined
     : new Progress("eval", { total: todo.length, unit: "problems" });
@@ -205,7 +210,7 @@ async function evaluateOne(
   const common = {
     policy: steps,
     seed,
-    maxDepth: options.maxDepth ?? 12,
+    maxDepth: options.maxDepth ?? MAX_DEPTH,
     temperature: options.temperature,
     signal: options.signal,
   };
@@ -245,7 +250,7 @@ async function samplePool(
     policy: steps,
     n,
     seed: o.seed,
-    maxDepth: o.maxDepth ?? 12,
+    maxDepth: o.maxDepth ?? MAX_DEPTH,
     temperature: o.temperature,
     signal: o.signal,
     scorer: () => Promise.resolve({ score: 0, stepRewards: [] }),
@@ -273,10 +278,17 @@ async function scoreAll(
   return out;
 }
 
+/** The greedy reference point (drawn as a line, not a curve) apart from the curves' points. */
+function splitGreedy(all: readonly EvalPoint[]): { ref?: EvalPoint; points: EvalPoint[] } {
+  return {
+    ref: all.find((p) => p.strategy === "greedy"),
+    points: all.filter((p) => p.strategy !== "greedy"),
+  };
+}
+
 /** The points as a markdown table: one row per strategy+scorer, one column per N. */
 export function evalTable(all: readonly EvalPoint[]): string {
-  const ref = all.find((p) => p.strategy === "greedy");
-  const points = all.filter((p) => p.strategy !== "greedy");
+  const { ref, points } = splitGreedy(all);
   const ns = [...new Set(points.map((p) => p.n))].sort((a, b) => a - b);
   const rows = [...new Set(points.map((p) => `${p.strategy}|${p.scorer}`))];
   const head = `| strategy | scorer | ${ns.map((n) => `N=${n}`).join(" | ")} |`;
@@ -308,8 +320,7 @@ const COLORS = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b"
 
 /** The points as an SVG line plot of accuracy against N (log2 axis), with interval bands. */
 export function evalSvg(all: readonly EvalPoint[], title = "Best-of-N accuracy"): string {
-  const ref = all.find((p) => p.strategy === "greedy");
-  const points = all.filter((p) => p.strategy !== "greedy");
+  const { ref, points } = splitGreedy(all);
   const W = 640, H = 400, L = 60, R = 150, T = 40, B = 50;
   const ns = [...new Set(points.map((p) => p.n))].sort((a, b) => a - b);
   const lx = (n: number) => Math.log2(n);

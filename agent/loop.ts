@@ -35,6 +35,9 @@ export const STRATEGIES: readonly Strategy[] = [
   "beam",
 ];
 
+/** Default maximum steps of a solution: 7 operations, a correction or two, and the answer. */
+export const MAX_DEPTH = 12;
+
 /** The models a run uses. */
 export interface AgentModels {
   /** The policy. */
@@ -115,7 +118,7 @@ export async function solve(
   const agg = options.aggregation ?? "min";
   const common = {
     policy,
-    maxDepth: options.maxDepth ?? 12,
+    maxDepth: options.maxDepth ?? MAX_DEPTH,
     seed: options.seed ?? 0,
     temperature: options.temperature,
     budget: options.budget,
@@ -123,9 +126,10 @@ export async function solve(
   };
   const t0 = performance.now();
   if (strategy === "mcts") {
+    const reward = new RewardSteps(needReward(models, strategy));
     const r = await mcts(question, {
       ...common,
-      reward: new RewardSteps(needReward(models, strategy)),
+      reward,
       k: options.k ?? 5,
       budget: options.budget ?? { simulations: 24 },
       pruneGap: options.pruneGap ?? 0.5,
@@ -149,11 +153,7 @@ export async function solve(
       // The budget ran out above a final step: finish the chosen path greedily and score it,
       // so that a search always answers (the tree keeps only what the search expanded).
       const g = await greedy(question, { ...common, budget: undefined, prefix: steps });
-      const rewards = await new RewardSteps(needReward(models, strategy)).score(
-        question,
-        g.best.steps,
-        { signal: options.signal },
-      );
+      const rewards = await reward.score(question, g.best.steps, { signal: options.signal });
       steps = g.best.steps;
       stepRewards = [...stepRewards, ...rewards.slice(stepRewards.length)];
       complete = g.best.complete;
