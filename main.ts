@@ -139,7 +139,7 @@ const COMMANDS: Record<string, Command> = {
   eval: {
     summary: "Best-of-N accuracy against N for ORM/PRM/HRM scorers: markdown table and SVG plot",
     usage:
-      "eval [--problems FILE|synthetic:N --policy DIR|URL] [--format F] [--orm DIR|URL] [--prm DIR|URL] [--hrm DIR|URL] [--ns 2,4,8,16] [--strategies greedy,best-of-n,step-greedy] [--paper] [--aggregation min|last|product|mean] [--max-depth D] [--temperature T] [--limit N] [--seed S] [--out DIR] [--shard i/n] [--report-only] [--fresh] [--threads N] [--json]\n  --report-only: the table of the problems already in --out's journal, nothing run (a partial result of a long evaluation)\n  --paper: the ORM ranks whole solutions (best-of-n), PRM and HRM run step-greedy, as in the paper's table\n  --shard i/n: this process takes problems with index % n == i; shards share --out's journal, so run them side by side and then once without --shard for the whole table\n  with neither --problems nor --policy: the bundled reproduction (500 held-out synthetic problems, N = 2..64, --paper, temperature 0.7, greedy reference; resumable in .tmp/eval)",
+      "eval [--problems FILE|synthetic:N --policy DIR|URL] [--format F] [--orm DIR|URL] [--prm DIR|URL] [--hrm DIR|URL] [--ns 2,4,8,16] [--strategies greedy,best-of-n,step-greedy] [--paper] [--aggregation min|last|product|mean] [--max-depth D] [--max-step-tokens T] [--temperature T] [--limit N] [--seed S] [--out DIR] [--shard i/n] [--report-only] [--fresh] [--threads N] [--json]\n  --max-step-tokens: the longest step the policy may write (default 160)\n  --report-only: the table of the problems already in --out's journal, nothing run (a partial result of a long evaluation)\n  --paper: the ORM ranks whole solutions (best-of-n), PRM and HRM run step-greedy, as in the paper's table\n  --shard i/n: this process takes problems with index % n == i; shards share --out's journal, so run them side by side and then once without --shard for the whole table\n  with neither --problems nor --policy: the bundled reproduction (500 held-out synthetic problems, N = 2..64, --paper, temperature 0.7, steps of at most 48 tokens as in the annotation trees, greedy reference; resumable in .tmp/eval)",
     options: {
       problems: { type: "string" },
       format: { type: "string" },
@@ -151,6 +151,7 @@ const COMMANDS: Record<string, Command> = {
       strategies: { type: "string" },
       aggregation: { type: "string" },
       "max-depth": { type: "string" },
+      "max-step-tokens": { type: "string" },
       limit: { type: "string" },
       strict: { type: "boolean" },
       seed: { type: "string" },
@@ -489,6 +490,10 @@ const BUNDLED_EVAL = {
   strategies: ["greedy", "best-of-n", "step-greedy"],
   out: ".tmp/eval",
   temperature: 0.7,
+  // As the annotation trees (models/build/build.ts): a solution the search has led astray
+  // otherwise grows 160-token steps far past the policy's 512-token context (measured: one
+  // problem's step-greedy at N = 64 took 284 s, 258 of them generating such steps).
+  maxStepTokens: 48,
 };
 
 async function runEval(values: Record<string, unknown>): Promise<void> {
@@ -514,6 +519,7 @@ async function runEval(values: Record<string, unknown>): Promise<void> {
       strategies: BUNDLED_EVAL.strategies.join(","),
       out: BUNDLED_EVAL.out,
       temperature: String(BUNDLED_EVAL.temperature),
+      "max-step-tokens": String(BUNDLED_EVAL.maxStepTokens),
       paper: true,
       ...values,
     };
@@ -562,6 +568,9 @@ async function runEval(values: Record<string, unknown>): Promise<void> {
     strategies,
     aggregation: values.aggregation ?? null,
     maxDepth: values["max-depth"] ?? null,
+    ...(values["max-step-tokens"] === undefined
+      ? {}
+      : { maxStepTokens: values["max-step-tokens"] }),
     paper: values.paper === true,
     temperature: values.temperature ?? null,
   };
@@ -591,6 +600,7 @@ async function runEval(values: Record<string, unknown>): Promise<void> {
       aggregation: oneOf(values, "aggregation", AGGREGATIONS) as Aggregation | undefined,
       maxDepth: num(values, "max-depth", { integer: true, min: 1 }),
       temperature: num(values, "temperature", { min: 0 }),
+      steps: { maxStepTokens: num(values, "max-step-tokens", { integer: true, min: 1 }) },
       seed: num(values, "seed", { integer: true }) ?? 0,
       done: journal?.done,
       onProblem: journal?.append,

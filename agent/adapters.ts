@@ -101,4 +101,19 @@ export class RewardSteps implements StepReward {
   ): Promise<number[]> {
     return checkScores(await this.#reward.scoreSteps(question, steps, options), this.#reward.id);
   }
+
+  /** {@inheritDoc StepReward.scoreMany} */
+  async scoreMany(
+    question: string,
+    solutions: readonly (readonly string[])[],
+    options: { signal?: AbortSignal } = {},
+  ): Promise<number[][]> {
+    if (this.#reward.scoreMany) {
+      const out = await this.#reward.scoreMany(question, solutions, options);
+      return out.map((s) => checkScores(s, this.#reward.id));
+    }
+    const out: number[][] = [];
+    for (const steps of solutions) out.push(await this.score(question, steps, options));
+    return out;
+  }
 }

@@ -265,17 +265,16 @@ async function scoreAll(
   agg: Aggregation,
 ): Promise<Solution[]> {
   const reward = new RewardSteps(sc.model);
-  const out: Solution[] = [];
-  for (const s of pool) {
-    if (sc.kind === "outcome") {
-      const [score] = await reward.score(question, [s.steps.join("\n\n")]);
-      out.push({ ...s, score });
-    } else {
-      const stepRewards = await reward.score(question, s.steps);
-      out.push({ ...s, stepRewards, score: aggregateScores(stepRewards, agg) });
-    }
+  if (sc.kind === "outcome") {
+    const scores = await reward.scoreMany(question, pool.map((s) => [s.steps.join("\n\n")]));
+    return pool.map((s, i) => ({ ...s, score: scores[i][0] }));
   }
-  return out;
+  const scores = await reward.scoreMany(question, pool.map((s) => s.steps));
+  return pool.map((s, i) => ({
+    ...s,
+    stepRewards: scores[i],
+    score: aggregateScores(scores[i], agg),
+  }));
 }
 
 /** The greedy reference point (drawn as a line, not a curve) apart from the curves' points. */

@@ -1,8 +1,11 @@
 /**
- * Search budgets: simulations, generated tokens and wall time, whichever ends first.
+ * Search budgets (simulations, generated tokens and wall time, whichever ends first), and
+ * the helpers every search shares.
  *
  * @module
  */
+
+import type { StepReward } from "./types.ts";
 
 /** Limits of one search; absent fields are unlimited. */
 export interface Budget {
@@ -60,4 +63,17 @@ export function childSeed(seed: number, id: number): number {
   h = Math.imul(h ^ (id + 0x9e3779b9), 0x85ebca6b) >>> 0;
   h ^= h >>> 13;
   return h & 0x7fffffff;
+}
+
+/** Scores of several solutions: one batched call where the reward offers it. */
+export async function scoreEach(
+  reward: StepReward,
+  question: string,
+  solutions: readonly (readonly string[])[],
+  signal?: AbortSignal,
+): Promise<number[][]> {
+  if (reward.scoreMany) return await reward.scoreMany(question, solutions, { signal });
+  const out: number[][] = [];
+  for (const steps of solutions) out.push(await reward.score(question, steps, { signal }));
+  return out;
 }

@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { type Budget, BudgetMeter, childSeed } from "./_budget.ts";
+import { type Budget, BudgetMeter, childSeed, scoreEach } from "./_budget.ts";
 import type { StepPolicy, StepReward } from "./types.ts";
 
 /** A finished (or cut) solution. */
@@ -204,10 +204,12 @@ export async function beam(
         signal: options.signal,
       });
       meter.simulations++;
-      for (const p of props) {
+      const all = props.map((p) => [...b.steps, p.text]);
+      const scored = await scoreEach(options.reward, question, all, options.signal);
+      for (const [i, p] of props.entries()) {
         meter.tokens += p.tokens;
-        const steps = [...b.steps, p.text];
-        const r = (await options.reward.score(question, steps, { signal: options.signal })).at(-1)!;
+        const steps = all[i];
+        const r = scored[i].at(-1)!;
         next.push({
           steps,
           stepRewards: [...b.stepRewards, r],

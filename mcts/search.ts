@@ -6,7 +6,7 @@
  *
  * @module
  */
-import { type Budget, BudgetMeter, childSeed } from "./_budget.ts";
+import { type Budget, BudgetMeter, childSeed, scoreEach } from "./_budget.ts";
 import { StepTree } from "./tree.ts";
 import type { StepPolicy, StepReward, TreeNode } from "./types.ts";
 
@@ -167,11 +167,13 @@ async function expand(ctx: Ctx, leaf: TreeNode): Promise<TreeNode[]> {
     signal: options.signal,
   });
   ctx.meter.tokens += proposals.reduce((s, p) => s + p.tokens, 0);
-  const rewards = await Promise.all(
-    proposals.map(async (p) =>
-      (await options.reward.score(question, [...steps, p.text], { signal: options.signal })).at(-1)!
-    ),
+  const scored = await scoreEach(
+    options.reward,
+    question,
+    proposals.map((p) => [...steps, p.text]),
+    options.signal,
   );
+  const rewards = scored.map((s) => s.at(-1)!);
   const kids = tree.expand(leaf, proposals.map((p, i) => ({ ...p, reward: rewards[i] })));
   const pruned = prune(kids, options.pruneBelow ?? 0, options.pruneGap ?? 1);
   options.onEvent?.({ type: "expand", parent: leaf.id, children: kids });

@@ -55,6 +55,12 @@ export interface StepReward {
     steps: readonly string[],
     options?: { signal?: AbortSignal },
   ): Promise<number[]>;
+  /** Optional: scores of several solutions at once (one batched run where the backend can). */
+  scoreMany?(
+    question: string,
+    solutions: readonly (readonly string[])[],
+    options?: { signal?: AbortSignal },
+  ): Promise<number[][]>;
 }
 
 /** Grades a finished solution against the gold answer, when there is one. */

@@ -20,6 +20,16 @@ export interface RewardModel {
    * incrementally: calling again with one more step only runs the new tokens.
    */
   scoreSteps(question: string, steps: readonly string[], options?: ScoreOptions): Promise<number[]>;
+  /**
+   * Score several solutions of one question, each as {@linkcode RewardModel.scoreSteps} would.
+   * Optional: backends that can put them into one batched run implement it (the search
+   * scores every candidate of an expansion at once); callers fall back to `scoreSteps`.
+   */
+  scoreMany?(
+    question: string,
+    solutions: readonly (readonly string[])[],
+    options?: ScoreOptions,
+  ): Promise<number[][]>;
   /** Free sessions and caches. */
   close(): Promise<void>;
 }

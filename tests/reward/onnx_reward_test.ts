@@ -110,3 +110,30 @@ Deno.test("incremental: false re-runs whole texts and gives the same scores", as
   const b = await scores("reward-math-shepherd", STEPS, { incremental: false });
   a.forEach((x, i) => assert.ok(Math.abs(x - b[i]) < 1e-4));
 });
+
+for (const dir of ["reward-paper-1", "reward-math-shepherd"]) {
+  Deno.test(`${dir}: scoreMany gives each solution's scoreSteps scores, sharing one batch`, async () => {
+    const solutions = [
+      STEPS,
+      STEPS.slice(0, 2),
+      ["Tom has 3 + 4 = 8 apples.", "The answer is 8"],
+      [],
+    ];
+    const want: number[][] = [];
+    for (const s of solutions) want.push(await scores(dir, s));
+    const r = await OnnxReward.load(testdataPath(`models/${dir}`), { threads: 1 });
+    try {
+      const got = await r.scoreMany(Q, solutions);
+      assert.equal(got.length, solutions.length);
+      got.forEach((s, i) =>
+        s.forEach((x, k) => assert.ok(Math.abs(x - want[i][k]) < 1e-5, `solution ${i} step ${k}`))
+      );
+      assert.deepEqual(got[3], []);
+      const before = r.positionsRun;
+      await r.scoreMany(Q, solutions);
+      assert.equal(r.positionsRun, before, "every prompt scored before comes from the memo");
+    } finally {
+      await r.close();
+    }
+  });
+}
