@@ -6,7 +6,10 @@
  * 2. policy    the tiny policy (pretrain_policy.py; resumes from its checkpoint)
  * 3. trees     annotation trees of the policy on training problems, with Monte-Carlo labels
  * 4. exports   ORM, PRM and HRM (HNC-augmented) training data from those trees
- * 5. rewards   ORM, PRM and HRM trained from the policy's weights (train_reward)
+ * 5. rewards   ORM, PRM and HRM trained from the policy's weights (train_reward); with
+ *              --reward-backbone from the policy first taught to read the paper's reward
+ *              prompt (backbone_data.py + train_sft), with --reward-extra-layers N from a
+ *              deeper copy, with --reward-dense labelled at every token of the current step
  * 6. self-train one round of KL-regularized SFT of the policy on its own trajectories with
  *              a Monte-Carlo score >= 0.95 (the same trees), at beta = 0 and beta = 0.1, and
  *              greedy accuracy of the policy before and after on held-out problems
@@ -17,6 +20,7 @@
  *
  * Usage: deno run -A models/build/build.ts [--work .build] [--out models] [--policy-steps 1200]
  *   [--policy-schedule 3600] [--policy-minutes M] [--tree-problems N] [--tree-simulations N] [--reward-steps N]
+ *   [--reward-backbone] [--backbone-steps N] [--reward-extra-layers N] [--reward-dense]
  *   [--sft-steps N] [--greedy-problems N] [--threads N] [--device cpu|cuda]
  *
  * @module
@@ -48,6 +52,12 @@ const { values: a } = parseArgs({
     "tree-temperature": { type: "string", default: "0.7" },
     "tree-simulations": { type: "string", default: "150" },
     "reward-steps": { type: "string", default: "600" },
+    // Experiments on the reward models (off by default: the committed ones were built without
+    // them; models/README.md has what each measured).
+    "reward-backbone": { type: "boolean", default: false },
+    "backbone-steps": { type: "string", default: "400" },
+    "reward-extra-layers": { type: "string", default: "0" },
+    "reward-dense": { type: "boolean", default: false },
     "sft-steps": { type: "string", default: "300" },
     "greedy-problems": { type: "string", default: "500" },
     threads: { type: "string", default: "2" },
@@ -212,6 +222,34 @@ for (const kind of ["orm", "prm", "hnc"]) {
   await exportStage(kind, ["--format", "paper", "--seed", "1"]);
 }
 
+// The reward models' backbone: the policy, taught to read the paper's reward prompt (SFT on
+// training solutions with one step as the completion, inside that prompt). Without it the
+// policy's arithmetic stays off in the reward prompt and the reward heads start blind
+// (models/build/backbone_data.py says what was measured).
+await stage(
+  "reward backbone",
+  async () => !a["reward-backbone"] || await exists(`${work}/backbone/model.onnx`),
+  async () => {
+    if (!await exists(`${work}/backbone_data.jsonl`)) {
+      await sh([
+        "/usr/bin/python3",
+        "models/build/backbone_data.py",
+        ...["--data", `${work}/policy_data.jsonl`, "--tokenizer", `${out}/policy`],
+        ...["--out", `${work}/backbone_data.jsonl`, "--rows", "20000"],
+      ]);
+    }
+    await sh([
+      "/usr/bin/python3",
+      "-m",
+      "arborist_trainer.train_sft",
+      ...["--data", `${work}/backbone_data.jsonl`, "--init", `${out}/policy`],
+      ...["--out", `${work}/backbone`, "--beta", "0", "--steps", a["backbone-steps"]!],
+      ...["--batch", "16", "--lr", "1e-3", "--warmup", "20", "--schedule", "cosine"],
+      ...["--log-every", "50", "--resume", "--threads", a.threads!],
+    ]);
+  },
+);
+
 const REWARDS: [string, string, string[]][] = [
   ["orm", "orm", ["--labels", "2", "--loss", "ce"]],
   ["prm", "prm", ["--labels", "1", "--loss", "mse"]],
@@ -241,7 +279,10 @@ await Promise.all(
           "--format",
           "paper",
           "--init",
-          `${out}/policy`,
+          a["reward-backbone"] ? `${work}/backbone` : `${out}/policy`,
+          "--extra-layers",
+          a["reward-extra-layers"]!,
+          ...(a["reward-dense"] ? ["--dense"] : []),
           "--head",
           "sequence-classification",
           ...loss,

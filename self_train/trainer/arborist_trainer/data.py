@@ -126,8 +126,13 @@ def read_reward_data(
     max_len: int = 1024,
     step_tag: str | None = None,
     reward_tokens: tuple[str, str] = ("+", "-"),
+    dense: bool = False,
 ) -> list[RewardExample]:
-    """Tokenized examples of a reward JSONL file (see the module docstring)."""
+    """Tokenized examples of a reward JSONL file (see the module docstring).
+
+    `dense` (sequence classification only): the label is also learnt at every token of the
+    current step (the text after the paper prompt's last "current step:\n"), not only at the
+    last token the engine reads; the last position stays last in `positions`."""
     if data_format not in REWARD_DATA_FORMATS:
         raise ValueError(f"Cannot read reward data in format {data_format!r}: use {', '.join(REWARD_DATA_FORMATS)}")
     examples: list[RewardExample] = []
@@ -135,10 +140,15 @@ def read_reward_data(
         where = f"{path}:{n}"
         if head == "sequence-classification":
             for text, label in _sequence_rows(row, data_format, where):
-                ids = tokenizer.encode(text)[-max_len:]  # keep the end: the current step
+                full = tokenizer.encode(text)
+                ids = full[-max_len:]  # keep the end: the current step
                 if not ids:
                     raise ValueError(f"Cannot train on {where}: the text encodes to no tokens")
-                examples.append(RewardExample(ids, [len(ids) - 1], [label]))
+                positions = [len(ids) - 1]
+                if dense:
+                    start = _current_step_start(text, tokenizer, where) - (len(full) - len(ids))
+                    positions = list(range(min(max(0, start), len(ids) - 1), len(ids)))  # the last one at least
+                examples.append(RewardExample(ids, positions, [label] * len(positions)))
         else:
             if data_format == "openrlhf" and head == "token-classification" and step_tag is None:
                 raise ValueError(
@@ -148,6 +158,20 @@ def read_reward_data(
             tag = step_tag or ("<extra_0>" if head == "token-classification" else " ки")
             examples.append(_tagged_example(row, data_format, head, tokenizer, tag, max_len, where, reward_tokens))
     return examples
+
+
+CURRENT_STEP_MARK = "Now, let's focus on the current step:\n"
+
+
+def _current_step_start(text: str, tokenizer: BPETokenizer, where: str) -> int:
+    """Index of the current step's first token in `tokenizer.encode(text)`."""
+    cut = text.rfind(CURRENT_STEP_MARK)
+    if cut < 0:
+        raise ValueError(
+            f"Cannot train densely on {where}: expected the paper's prompt with {CURRENT_STEP_MARK!r}, "
+            f"got {text[:60]!r}..."
+        )
+    return len(tokenizer.encode(text[: cut + len(CURRENT_STEP_MARK)]))
 
 
 def _sequence_rows(row: dict, data_format: str, where: str) -> list[tuple[str, float]]:
@@ -251,23 +275,26 @@ def read_sft_data(path: Path, *, max_len: int = 1024, need_ref: bool = True) -> 
 
 
 def reward_batch(examples: list[RewardExample], pad_id: int) -> dict[str, torch.Tensor]:
-    """Right-padded input_ids / attention_mask, and label rows (batch index, position, value)."""
+    """Right-padded input_ids / attention_mask, and label rows (batch index, position, value);
+    `label_last` marks each example's last label row."""
     width = max(len(e.ids) for e in examples)
     input_ids = torch.full((len(examples), width), pad_id, dtype=torch.int64)
     attention_mask = torch.zeros((len(examples), width), dtype=torch.int64)
-    rows, positions, labels = [], [], []
+    rows, positions, labels, last = [], [], [], []
     for b, e in enumerate(examples):
         input_ids[b, : len(e.ids)] = torch.tensor(e.ids)
         attention_mask[b, : len(e.ids)] = 1
         rows.extend([b] * len(e.positions))
         positions.extend(e.positions)
         labels.extend(e.labels)
+        last.extend([False] * (len(e.positions) - 1) + [True])
     return {
         "input_ids": input_ids,
         "attention_mask": attention_mask,
         "label_rows": torch.tensor(rows, dtype=torch.int64),
         "label_positions": torch.tensor(positions, dtype=torch.int64),
         "labels": torch.tensor(labels, dtype=torch.float32),
+        "label_last": torch.tensor(last, dtype=torch.bool),
     }
 
 

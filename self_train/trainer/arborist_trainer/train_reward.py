@@ -87,6 +87,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    "(default <extra_0> / ' ки')")
     p.add_argument("--label-tokens", nargs=2, default=["+", "-"], metavar=("GOOD", "BAD"),
                    help="lm-tokens: the tokens read at each tag; also the hard labels of openrlhf data")
+    p.add_argument("--dense", action="store_true",
+                   help="sequence-classification: also learn the label at every token of the current step "
+                        "(paper prompt), not only at the last token the engine reads (half the loss each)")
+    p.add_argument("--extra-layers", type=int, default=0,
+                   help="with --init: decoder layers added on top, starting as the identity (room for the "
+                        "head's feature: a 4-layer policy computes the next token in its last layers)")
     p.add_argument("--init-std", type=float, default=0.02, help="std of a --config random init")
     p.add_argument("--save-every", type=int, default=100)
     p.add_argument("--log-every", type=int, default=0, help="0: about 20 progress lines")
@@ -104,6 +110,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         args.loss = args.loss or "ce"
         if args.loss == "bce":
             p.error("--loss bce is for 1-label sequence classification; use ce")
+    if args.dense and args.head != "sequence-classification":
+        p.error("--dense is for --head sequence-classification (tagged heads are labelled at their tags)")
     try:
         check_reward_loss(args.loss, args.labels)
     except ValueError as e:
@@ -127,15 +135,24 @@ def label_token_ids(tok: BPETokenizer, tokens: list[str]) -> list[int]:
     return out
 
 
-def make_step_loss(head: str, loss: str, good_bad: list[int] | None):  # noqa: ANN201
-    """(model, batch) -> (loss, metrics) for a head."""
+def make_step_loss(head: str, loss: str, good_bad: list[int] | None, dense: bool = False):  # noqa: ANN201
+    """(model, batch) -> (loss, metrics) for a head. `dense`: the mean of the loss at the last
+    tokens (what the engine reads) and the loss at every labelled token of the current steps."""
 
     def step_loss(model: nn.Module, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:
-        logits = head_logits(model, head, batch, good_bad)
-        value = reward_loss(logits, batch["labels"], loss)
+        labels = batch["labels"]
+        if dense:
+            hidden, _ = model.model(batch["input_ids"], batch["attention_mask"])
+            logits = model.score(hidden[batch["label_rows"], batch["label_positions"]])
+            last = batch["label_last"]
+            value = 0.5 * reward_loss(logits[last], labels[last], loss) + 0.5 * reward_loss(logits, labels, loss)
+            logits, labels = logits[last], labels[last]
+        else:
+            logits = head_logits(model, head, batch, good_bad)
+            value = reward_loss(logits, labels, loss)
         with torch.no_grad():
             scores = reward_scores(logits.detach(), loss)
-            acc = ((scores > 0.5) == (batch["labels"] > 0.5)).float().mean()
+            acc = ((scores > 0.5) == (labels > 0.5)).float().mean()
         return value, {"acc": float(acc)}
 
     return step_loss
@@ -194,9 +211,10 @@ def main(argv: list[str] | None = None) -> int:
     tokenizer_dir = args.tokenizer or Path(args.init if Path(args.init).is_dir() else Path(args.init).parent)
     tok = BPETokenizer.from_file(tokenizer_dir)
     examples = read_reward_data(args.data, args.format, args.head, tok, max_len=args.max_len, step_tag=args.step_tag,
-                                reward_tokens=tuple(args.label_tokens))
+                                reward_tokens=tuple(args.label_tokens), dense=args.dense)
     model, hf, fresh = init_model(
-        args.head, args.labels, init=args.init, config=args.config, seed=args.seed, init_std=args.init_std
+        args.head, args.labels, init=args.init, config=args.config, seed=args.seed, init_std=args.init_std,
+        extra_layers=args.extra_layers,
     )
     if tok.vocab_size > model.config.vocab_size:
         raise ValueError(f"Cannot train: the tokenizer has {tok.vocab_size} ids, the model {model.config.vocab_size}")
@@ -215,8 +233,10 @@ def main(argv: list[str] | None = None) -> int:
     )
     run_args = {"kind": "reward", "head": args.head, "labels": args.labels, "loss": args.loss,
                 "data_digest": file_digest(args.data)}
+    if args.dense or args.extra_layers:  # absent otherwise, so that older checkpoints resume
+        run_args |= {"dense": args.dense, "extra_layers": args.extra_layers}
     summary = train(model, examples, lambda rows: reward_batch(rows, pad),
-                    make_step_loss(args.head, args.loss, good_bad), cfg, run_args)
+                    make_step_loss(args.head, args.loss, good_bad, args.dense), cfg, run_args)
     if summary["finished"]:
         export_reward(model, args, hf, tokenizer_dir)
         summary["out"] = str(args.out)

@@ -176,10 +176,15 @@ def init_model(
     config: str | None,
     seed: int,
     init_std: float = 0.02,
+    extra_layers: int = 0,
 ) -> tuple[nn.Module, dict, list[str]]:
     """Build a module for `head` and fill it: from `init` (a model directory's ONNX weights, a
     directory holding ckpt.pt, or a .pt file with a state dict or a checkpoint), or at random
     from `config` (a config.json path or inline JSON; normal(init_std), norms 1).
+
+    `extra_layers` (with `init`): that many decoder layers more on top of the given ones, each
+    starting as the identity (its output projections zero, the rest normal(init_std)), so the
+    model starts as the one given, with depth to spare for what its new head must compute.
 
     Returns (module, the Hugging Face config dict, names drawn at random)."""
     generator = torch.Generator().manual_seed(seed)
@@ -200,9 +205,26 @@ def init_model(
     else:
         hf = read_config(src)
         state = onnx_state_dict(find_onnx(src))
-    model = build_model(head, Qwen2Config.from_hf_dict(hf), num_labels)
+    new: list[str] = []
+    if extra_layers > 0:
+        n = int(hf["num_hidden_layers"])
+        hf = hf | {"num_hidden_layers": n + extra_layers, "max_window_layers": n + extra_layers}
+        model = build_model(head, Qwen2Config.from_hf_dict(hf), num_labels)
+        state = dict(state)
+        for name, p in model.named_parameters():
+            parts = name.split(".")
+            if name.startswith("model.layers.") and int(parts[2]) >= n:
+                if "norm" in name:
+                    state[name] = torch.ones_like(p)
+                elif parts[-2] in ("o_proj", "down_proj") or name.endswith(".bias"):
+                    state[name] = torch.zeros_like(p)
+                else:
+                    state[name] = torch.empty_like(p).normal_(0.0, init_std, generator=generator)
+        new = [f"model.layers.{n}..{n + extra_layers - 1} (new, identity at first)"]
+    else:
+        model = build_model(head, Qwen2Config.from_hf_dict(hf), num_labels)
     fresh = load_weights(model, state, generator)
-    return model, hf, fresh
+    return model, hf, new + fresh
 
 
 EXTERNAL_DATA_BYTES = 1 << 30

@@ -40,6 +40,26 @@ class RewardData(unittest.TestCase):
         self.assertEqual(b["input_ids"].shape[0], 3)
         self.assertEqual(b["attention_mask"].sum(1).tolist(), [len(e.ids) for e in ex[:3]])
 
+    def test_dense_rows_label_every_token_of_the_current_step(self) -> None:
+        path = jsonl([{"input": paper_prompt("q", ["a b"], "c d e"), "label": 0.25},
+                      {"input": paper_prompt("q", [], "x"), "label": 1}])
+        ex = read_reward_data(path, "paper", "sequence-classification", TOK, dense=True)
+        for e, step in zip(ex, ("c d e", "x\n")):
+            self.assertEqual(e.positions[-1], len(e.ids) - 1)
+            self.assertEqual(TOK.decode(e.ids[e.positions[0]:]), step)
+            self.assertEqual(len(set(e.labels)), 1)
+        self.assertEqual(ex[0].labels[0], 0.25)
+        b = reward_batch(ex, 352)
+        self.assertEqual(b["label_last"].tolist(), [False] * (len(ex[0].positions) - 1) + [True]
+                         + [False] * (len(ex[1].positions) - 1) + [True])
+        sparse = read_reward_data(path, "paper", "sequence-classification", TOK)
+        self.assertEqual(reward_batch(sparse, 352)["label_last"].tolist(), [True, True])
+
+    def test_dense_rows_need_the_paper_prompt(self) -> None:
+        path = jsonl([{"input": "no prompt here", "label": 1}])
+        with self.assertRaisesRegex(ValueError, r"jsonl:1.*current step"):
+            read_reward_data(path, "paper", "sequence-classification", TOK, dense=True)
+
     def test_trl_rows_become_one_paper_prompt_per_step(self) -> None:
         path = jsonl([{"prompt": "q", "completions": ["a", "b"], "labels": [True, False]}])
         ex = read_reward_data(path, "trl", "sequence-classification", TOK)

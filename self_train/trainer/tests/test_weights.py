@@ -54,6 +54,21 @@ class OnnxWeights(unittest.TestCase):
         self.assertEqual(fresh, ["score.weight"])
         self.assertEqual(tuple(model.score.weight.shape), (2, 32))
 
+    def test_extra_layers_start_as_the_identity(self) -> None:
+        base, _, _ = init_model("sequence-classification", 1, init=str(MODELS / "decoder-fp32"), config=None, seed=0)
+        deep, hf, fresh = init_model("sequence-classification", 1, init=str(MODELS / "decoder-fp32"), config=None,
+                                     seed=0, extra_layers=2)
+        n = len(base.model.layers)
+        self.assertEqual(len(deep.model.layers), n + 2)
+        self.assertEqual(hf["num_hidden_layers"], n + 2)
+        self.assertIn("score.weight", fresh)
+        self.assertTrue(any("new" in f for f in fresh))
+        ids = torch.tensor([[5, 17, 42, 9, 3]])
+        with torch.no_grad():
+            same = deep.model(ids, torch.ones_like(ids))[0], base.model(ids, torch.ones_like(ids))[0]
+        self.assertLess(float((same[0] - same[1]).abs().max()), 1e-6)
+        self.assertGreater(float(deep.model.layers[n].self_attn.q_proj.weight.abs().sum()), 0)
+
     def test_export_then_read_back_is_lossless(self) -> None:
         for head, labels in (("sequence-classification", 2), ("token-classification", 2), ("causal-lm", 0)):
             with self.subTest(head):

@@ -1,0 +1,63 @@
+"""Language-modelling data that teaches the policy to read the paper's reward prompt.
+
+The tiny policy only ever saw "Question: ...\\nAnswer:\\n" followed by its steps; inside the
+paper's reward prompt ("Question:\\n... Now, let's focus on the current step:\\n...") its
+arithmetic does not switch on (measured: the log-probability of a step's tokens separates
+arithmetically right from wrong steps with AUC 0.87 in its own format, 0.51 in the paper's),
+so a reward model fine-tuned from it starts without the one feature it needs. Each row here is
+one step of a training solution as the completion, and the paper's prompt around the
+previous steps as the prompt: SFT on it (train_sft --beta 0) gives the reward models a
+backbone that computes the current step's arithmetic where the reward head reads it.
+
+Usage: python3 backbone_data.py --data POLICY_DATA.jsonl --tokenizer DIR --out OUT.jsonl
+          [--rows 20000] [--seed 0]
+"""
+
+import argparse
+import json
+import random
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "self_train" / "trainer"))
+from arborist_trainer.data import paper_prompt  # noqa: E402
+from arborist_trainer.tokenizer import load_tokenizer  # noqa: E402
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--data", required=True, type=Path, help="policy pre-training JSONL ({prompt, completion})")
+    p.add_argument("--tokenizer", required=True, type=Path, help="directory with tokenizer.json")
+    p.add_argument("--out", required=True, type=Path)
+    p.add_argument("--rows", type=int, default=20000)
+    p.add_argument("--seed", type=int, default=0)
+    args = p.parse_args()
+    tok = load_tokenizer(args.tokenizer / "tokenizer.json")
+    rng = random.Random(args.seed)
+    written = 0
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = args.out.with_suffix(".partial")
+    with args.data.open() as src, tmp.open("w") as dst:
+        for n, line in enumerate(src, 1):
+            if written >= args.rows:
+                break
+            row = json.loads(line)
+            prompt = row["prompt"]
+            if not prompt.startswith("Question: ") or "\nAnswer:\n" not in prompt:
+                raise ValueError(f"{args.data}:{n}: expected a prompt 'Question: ...\\nAnswer:\\n', got {prompt[:40]!r}")
+            question = prompt[len("Question: "):].split("\nAnswer:\n")[0]
+            steps = row["completion"].split("\n\n")
+            i = rng.randrange(len(steps))
+            text = paper_prompt(question, steps[:i], steps[i])
+            cut = len(text) - len(steps[i]) - (0 if i else 1)  # the first step's prompt ends with "\n"
+            prompt_ids = tok.encode(text[:cut], add_special_tokens=False)
+            completion_ids = tok.encode(text[cut:], add_special_tokens=False)
+            dst.write(json.dumps({"prompt_ids": prompt_ids, "completion_ids": completion_ids}) + "\n")
+            written += 1
+    tmp.replace(args.out)
+    print(f"{written} rows -> {args.out}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
