@@ -232,7 +232,9 @@ Deno.test("isEquivalent stays fast and false on hostile input", () => {
   for (const h of hostile) {
     const t = performance.now();
     assert.equal(isEquivalent(h, "7", { kind: "math" }), false, h.slice(0, 30));
-    assert.ok(performance.now() - t < 2000, `${h.slice(0, 30)} took too long`);
+    // A hang guard, not a speed measurement (benchmarks measure speed): generous enough for a
+    // loaded machine, far below what an exponential parse of these inputs would take.
+    assert.ok(performance.now() - t < 10_000, `${h.slice(0, 30)} took too long`);
   }
 });
 
