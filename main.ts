@@ -7,6 +7,7 @@
 import { parseArgs, type ParseArgsConfig } from "node:util";
 import {
   type AgentModels,
+  BUNDLED_MAX_STEP_TOKENS,
   BUNDLED_MODELS,
   BUNDLED_SEED,
   defaultRun,
@@ -490,10 +491,7 @@ const BUNDLED_EVAL = {
   strategies: ["greedy", "best-of-n", "step-greedy"],
   out: ".tmp/eval",
   temperature: 0.7,
-  // As the annotation trees (models/build/build.ts): a solution the search has led astray
-  // otherwise grows 160-token steps far past the policy's 512-token context (measured: one
-  // problem's step-greedy at N = 64 took 284 s, 258 of them generating such steps).
-  maxStepTokens: 48,
+  maxStepTokens: BUNDLED_MAX_STEP_TOKENS,
 };
 
 async function runEval(values: Record<string, unknown>): Promise<void> {

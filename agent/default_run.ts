@@ -20,6 +20,14 @@ export const BUNDLED_MODELS = fileURLToPath(new URL("../models/", import.meta.ur
 /** Seed of the bundled (held-out) problem set; training data uses other seeds. */
 export const BUNDLED_SEED = 1000;
 
+/**
+ * Longest step (tokens) the bundled policy writes in the annotation trees and the bundled
+ * evaluation: a path led astray otherwise grows 160-token steps far past the policy's 512-token
+ * context (measured: one problem's step-greedy at N = 64 took 284 s, 258 of them generating such
+ * steps).
+ */
+export const BUNDLED_MAX_STEP_TOKENS = 48;
+
 /** One row of the default run's table. */
 export interface DefaultRow {
   /** The configuration. */

@@ -28,6 +28,7 @@
 import { parseArgs } from "node:util";
 import { fileURLToPath } from "node:url";
 import {
+  BUNDLED_MAX_STEP_TOKENS,
   BUNDLED_SEED,
   generateProblems,
   gradeSolution,
@@ -156,7 +157,7 @@ await stage("trees", async () => {
   const policy = await OnnxPolicy.load(`${out}/policy`, { threads: Number(a.threads) });
   const store = await openStore(`${work}/trees.db`);
   try {
-    const steps = new PolicySteps(policy, { maxStepTokens: 48 });
+    const steps = new PolicySteps(policy, { maxStepTokens: BUNDLED_MAX_STEP_TOKENS });
     await store.getOrCreateRun({
       id: TREE_RUN,
       strategy: "annotate",
@@ -225,11 +226,9 @@ for (const kind of ["orm", "prm", "hnc"]) {
 // The reward models' backbone: the policy, taught to read the paper's reward prompt (SFT on
 // training solutions with one step as the completion, inside that prompt). Without it the
 // policy's arithmetic stays off in the reward prompt and the reward heads start blind
-// (models/build/backbone_data.py says what was measured).
-await stage(
-  "reward backbone",
-  async () => !a["reward-backbone"] || await exists(`${work}/backbone/model.onnx`),
-  async () => {
+// (models/build/backbone_data.py says what was measured). Only with --reward-backbone.
+if (a["reward-backbone"]) {
+  await stage("reward backbone", () => exists(`${work}/backbone/model.onnx`), async () => {
     if (!await exists(`${work}/backbone_data.jsonl`)) {
       await sh([
         "/usr/bin/python3",
@@ -247,8 +246,8 @@ await stage(
       ...["--batch", "16", "--lr", "1e-3", "--warmup", "20", "--schedule", "cosine"],
       ...["--log-every", "50", "--resume", "--threads", a.threads!],
     ]);
-  },
-);
+  });
+}
 
 const REWARDS: [string, string, string[]][] = [
   ["orm", "orm", ["--labels", "2", "--loss", "ce"]],
