@@ -6,10 +6,13 @@
  * 2. policy    the tiny policy (pretrain_policy.py; resumes from its checkpoint)
  * 3. trees     annotation trees of the policy on training problems, with Monte-Carlo labels
  * 4. exports   ORM, PRM and HRM (HNC-augmented) training data from those trees
- * 5. rewards   ORM, PRM and HRM trained from the policy's weights (train_reward); with
- *              --reward-backbone from the policy first taught to read the paper's reward
- *              prompt (backbone_data.py + train_sft), with --reward-extra-layers N from a
- *              deeper copy, with --reward-dense labelled at every token of the current step
+ * 5. rewards   the reward backbone: the policy taught to read the paper's reward prompt
+ *              (backbone_data.py + train_sft); ORM, PRM and HRM on it (train_reward
+ *              --likelihood-features --heads-only): a head on the backbone's last hidden
+ *              state and on its own log-probabilities of the scored step, trained on the
+ *              trees' labels. --plain-rewards: the first recipe instead (every weight of the
+ *              policy fine-tuned, no features); experiments: --reward-extra-layers N (a
+ *              deeper copy), --reward-dense (labelled at every token of the current step)
  * 6. self-train one round of KL-regularized SFT of the policy on its own trajectories with
  *              a Monte-Carlo score >= 0.95 (the same trees), at beta = 0 and beta = 0.1, and
  *              greedy accuracy of the policy before and after on held-out problems
@@ -20,7 +23,7 @@
  *
  * Usage: deno run -A models/build/build.ts [--work .build] [--out models] [--policy-steps 1200]
  *   [--policy-schedule 3600] [--policy-minutes M] [--tree-problems N] [--tree-simulations N] [--reward-steps N]
- *   [--reward-backbone] [--backbone-steps N] [--reward-extra-layers N] [--reward-dense]
+ *   [--plain-rewards] [--backbone-steps N] [--reward-extra-layers N] [--reward-dense]
  *   [--sft-steps N] [--greedy-problems N] [--threads N] [--device cpu|cuda]
  *
  * @module
@@ -53,10 +56,11 @@ const { values: a } = parseArgs({
     "tree-temperature": { type: "string", default: "0.7" },
     "tree-simulations": { type: "string", default: "150" },
     "reward-steps": { type: "string", default: "600" },
-    // Experiments on the reward models (off by default: the committed ones were built without
-    // them; models/README.md has what each measured).
-    "reward-backbone": { type: "boolean", default: false },
+    // The first recipe of the reward models (every weight of the policy fine-tuned on the
+    // labels, no backbone, no likelihood features): models/README.md says why it was replaced.
+    "plain-rewards": { type: "boolean", default: false },
     "backbone-steps": { type: "string", default: "400" },
+    // Experiments on the reward models (off by default; models/README.md has what each measured).
     "reward-extra-layers": { type: "string", default: "0" },
     "reward-dense": { type: "boolean", default: false },
     "sft-steps": { type: "string", default: "300" },
@@ -226,8 +230,9 @@ for (const kind of ["orm", "prm", "hnc"]) {
 // The reward models' backbone: the policy, taught to read the paper's reward prompt (SFT on
 // training solutions with one step as the completion, inside that prompt). Without it the
 // policy's arithmetic stays off in the reward prompt and the reward heads start blind
-// (models/build/backbone_data.py says what was measured). Only with --reward-backbone.
-if (a["reward-backbone"]) {
+// (models/build/backbone_data.py says what was measured). Not with --plain-rewards.
+const plain = a["plain-rewards"]!;
+if (!plain) {
   await stage("reward backbone", () => exists(`${work}/backbone/model.onnx`), async () => {
     if (!await exists(`${work}/backbone_data.jsonl`)) {
       await sh([
@@ -257,18 +262,40 @@ const REWARDS: [string, string, string[]][] = [
 // The three trainings run side by side, one thread each: these small models use one core
 // better than two (measured: three side by side at about 2.0k tokens/s each, 6k in all, against
 // 3.7k for one run on two threads). A larger --reward-steps continues them from their checkpoints
-// (WORK/reward-NAME.json records the steps an exported model has).
-const rewardSteps = async (name: string) =>
-  JSON.parse(await Deno.readTextFile(`${work}/reward-${name}.json`).catch(() => '{"steps":0}'))
-    .steps as number;
+// (WORK/reward-NAME.json records the steps and the recipe an exported model has; another recipe
+// starts that model over).
+const recipe = {
+  plain,
+  extraLayers: Number(a["reward-extra-layers"]),
+  dense: a["reward-dense"]!,
+};
+const recipeFlags = [
+  ...(plain ? [] : ["--likelihood-features", "--heads-only"]),
+  ...(recipe.extraLayers ? ["--extra-layers", a["reward-extra-layers"]!] : []),
+  ...(recipe.dense ? ["--dense"] : []),
+];
+const rewardRecord = async (name: string) =>
+  JSON.parse(await Deno.readTextFile(`${work}/reward-${name}.json`).catch(() => "{}")) as {
+    steps?: number;
+    recipe?: typeof recipe;
+  };
+// Records written before recipes were recorded are the plain recipe.
+const sameRecipe = (r: { recipe?: typeof recipe }) =>
+  JSON.stringify(r.recipe ?? { plain: true, extraLayers: 0, dense: false }) ===
+    JSON.stringify(recipe);
 await Promise.all(
   REWARDS.map(([name, data, loss]) =>
     stage(
       `reward ${name}`,
-      async () =>
-        await exists(`${out}/${name}/model.onnx`) &&
-        await rewardSteps(name) >= Number(a["reward-steps"]),
       async () => {
+        const r = await rewardRecord(name);
+        return await exists(`${out}/${name}/model.onnx`) && sameRecipe(r) &&
+          (r.steps ?? 0) >= Number(a["reward-steps"]);
+      },
+      async () => {
+        if (!sameRecipe(await rewardRecord(name))) {
+          await Deno.remove(`${out}/${name}`, { recursive: true }).catch(() => {});
+        }
         await sh([
           "/usr/bin/python3",
           "-m",
@@ -278,10 +305,8 @@ await Promise.all(
           "--format",
           "paper",
           "--init",
-          a["reward-backbone"] ? `${work}/backbone` : `${out}/policy`,
-          "--extra-layers",
-          a["reward-extra-layers"]!,
-          ...(a["reward-dense"] ? ["--dense"] : []),
+          plain ? `${out}/policy` : `${work}/backbone`,
+          ...recipeFlags,
           "--head",
           "sequence-classification",
           ...loss,
@@ -305,7 +330,7 @@ await Promise.all(
         ]);
         await Deno.writeTextFile(
           `${work}/reward-${name}.json`,
-          JSON.stringify({ steps: Number(a["reward-steps"]) }) + "\n",
+          JSON.stringify({ steps: Number(a["reward-steps"]), recipe }) + "\n",
         );
       },
     )

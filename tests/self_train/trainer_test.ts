@@ -174,6 +174,67 @@ for (const run of REWARD_RUNS) {
   });
 }
 
+Deno.test("train_reward --likelihood-features: the feature head learns, and the engine's scores equal PyTorch's", async () => {
+  await withTempDir(async (out) => {
+    await trainer("train_reward", [
+      ...["--data", testdataPath("trainer/reward_paper_binary.jsonl"), "--format", "paper"],
+      ...["--init", testdataPath("models/decoder-fp32"), "--labels", "1", "--loss", "bce"],
+      ...["--likelihood-features", "--out", out, "--steps", "12", "--batch", "8", "--lr", "3e-3"],
+    ]);
+    const config = JSON.parse(await Deno.readTextFile(`${out}/config.json`));
+    assert.ok(config.arborist_likelihood_marker.length > 0, "the marker is kept in config.json");
+    const engine = await engineScores(out);
+    assertScores(engine);
+    // PyTorch rebuilds the class from config.json and reads the exported weights back by name.
+    const r = await python([
+      "-c",
+      `import json, sys, torch
+from arborist_trainer.weights import init_model
+from arborist_trainer.data import paper_prompt
+from arborist_trainer.tokenizer import load_tokenizer
+out, q, steps = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])
+tok = load_tokenizer(out + "/tokenizer.json")
+m, _, fresh = init_model("sequence-classification", 1, init=out, config=None, seed=0)
+assert fresh == [], fresh
+m.eval()
+got = []
+with torch.no_grad():
+    for i, s in enumerate(steps):
+        ids = torch.tensor([tok.encode(paper_prompt(q, steps[:i], s))])
+        got.append(float(torch.sigmoid(m(ids, torch.ones_like(ids)))[0, 0]))
+print(json.dumps({"scores": got, "feature_weight": m.feature_score.weight.abs().sum().item(), "cls": type(m).__name__}))`,
+      out,
+      Q,
+      JSON.stringify(STEPS),
+    ]);
+    assert.equal(r.code, 0, r.stderr);
+    const py = JSON.parse(r.stdout.trim().split("\n").pop()!);
+    assert.equal(py.cls, "Qwen2ForLikelihoodClassification");
+    assert.ok(py.feature_weight > 0, "the feature head moved from zero");
+    engine.forEach((x, i) =>
+      assert.ok(Math.abs(x - py.scores[i]) < 1e-4, `step ${i}: ${x} vs ${py.scores[i]}`)
+    );
+  });
+});
+
+Deno.test("train_reward --likelihood-features with a marker the data lacks: a clear error naming it", async () => {
+  await withTempDir(async (out) => {
+    await assert.rejects(
+      trainer("train_reward", [
+        ...["--data", testdataPath("trainer/reward_paper_binary.jsonl"), "--format", "paper"],
+        ...[
+          "--init",
+          testdataPath("models/decoder-fp32"),
+          "--likelihood-features",
+          "zebra crossing:",
+        ],
+        ...["--out", out, "--steps", "1"],
+      ]),
+      /--likelihood-features 'zebra crossing:'.*do not occur in example 1/,
+    );
+  });
+});
+
 Deno.test("train_reward with a 1-label BCE head exports a sigmoid: scores strictly inside (0, 1)", async () => {
   await withTempDir(async (out) => {
     await trainer("train_reward", [

@@ -231,10 +231,12 @@ def _strip_wrapper_prefix(graph: onnx.GraphProto) -> None:
     """Name weights as transformers does ("model.layers.0..."), not "lm.model.layers.0..."."""
     renames = {}
     for t in graph.initializer:
-        for prefix in ("lm.", "inner."):
-            if t.name.startswith(prefix):
-                renames[t.name] = t.name[len(prefix) :]
-                t.name = renames[t.name]
+        name = t.name
+        while name.startswith(("lm.", "inner.")):  # wrappers may nest (a sigmoid output in the export wrapper)
+            name = name.split(".", 1)[1]
+        if name != t.name:
+            renames[t.name] = name
+            t.name = name
     for node in graph.node:
         node.input[:] = [renames.get(x, x) for x in node.input]
 

@@ -65,6 +65,8 @@ class Qwen2Config:
         eos = fields.get("eos_token_id")
         if isinstance(eos, list):
             fields["eos_token_id"] = eos[0]
+        if LIKELIHOOD_MARKER_KEY in config:
+            fields["extra"] = {LIKELIHOOD_MARKER_KEY: config[LIKELIHOOD_MARKER_KEY]}
         return cls(**fields)
 
     def to_hf_dict(self, architectures: list[str], torch_dtype: str = "float32") -> dict:
@@ -309,6 +311,87 @@ class Qwen2ForSequenceClassification(nn.Module):
         index = last[:, None, None].expand(-1, 1, hidden.shape[-1])
         pooled = torch.gather(hidden, 1, index)[:, 0, :]
         return self.score(pooled)
+
+
+LIKELIHOOD_MARKER_KEY = "arborist_likelihood_marker"
+"""config.json key of a likelihood-feature classifier: the token ids after which the scored text
+begins (the last occurrence counts; the paper prompt's "...the current step:\n")."""
+
+LIKELIHOOD_FEATURES = ("min_logprob", "mean_logprob", "min_gap_to_argmax")
+"""What a likelihood-feature classifier reads over the scored text, per row."""
+
+LIKELIHOOD_FEATURE_SCALE = 10.0
+"""The features enter `feature_score` multiplied by this: AdamW moves a weight by about the
+learning rate per step whatever its gradient, and these few weights need to reach ~0.1 per nat
+(measured: unscaled, 300 steps at lr 1e-3 left them at 0.001, unused)."""
+
+
+class Qwen2ForLikelihoodClassification(Qwen2ForSequenceClassification):
+    """A sequence classifier that also reads its own language model's likelihood of the scored text.
+
+    logits = score(h_last) + feature_score(f), where f = LIKELIHOOD_FEATURES over the tokens after
+    the last occurrence of `marker` (the whole row if there is none): the minimum and mean
+    log-probability of each written token under the model's own `lm_head` (tied to the embeddings,
+    so no new weights but `feature_score`), and the minimum gap between a written token's
+    log-probability and the most likely token's (0 where every token is the argmax). A step
+    checker needs "is the written result the one this model predicts?": a plain pooled head has
+    to learn to move that comparison to the last token, which a tiny model does slowly; here it is
+    an input. The graph keeps the engine's contract: (input_ids, attention_mask) -> [batch, labels].
+    """
+
+    def __init__(self, cfg: Qwen2Config, num_labels: int) -> None:
+        super().__init__(cfg, num_labels)
+        marker = cfg.extra.get(LIKELIHOOD_MARKER_KEY)
+        if not isinstance(marker, list) or not marker or not all(isinstance(i, int) for i in marker):
+            raise ValueError(
+                f"Cannot build a likelihood-feature classifier as '{LIKELIHOOD_MARKER_KEY}' must be a non-empty "
+                f"list of token ids: current value is {marker!r}"
+            )
+        self.marker = list(marker)
+        self.lm_head = nn.Linear(cfg.hidden_size, cfg.vocab_size, bias=False)
+        if cfg.tie_word_embeddings:
+            self.lm_head.weight = self.model.embed_tokens.weight
+        self.feature_score = nn.Linear(len(LIKELIHOOD_FEATURES), num_labels, bias=True)
+        with torch.no_grad():
+            self.feature_score.weight.zero_()
+            self.feature_score.bias.zero_()
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
+        """Logits [batch, num_labels]."""
+        hidden, _ = self.model(input_ids, attention_mask)
+        features = self.features(hidden, input_ids) * LIKELIHOOD_FEATURE_SCALE
+        return self.score(self._pool(hidden, input_ids)) + self.feature_score(features)
+
+    def _pool(self, hidden: torch.Tensor, input_ids: torch.Tensor) -> torch.Tensor:
+        s = input_ids.shape[1]
+        token_indices = torch.arange(s, device=input_ids.device)[None, :]
+        non_pad = (input_ids != self.config.pad_token_id).to(torch.int64)
+        last = (token_indices * non_pad).max(dim=-1).values
+        return torch.gather(hidden, 1, last[:, None, None].expand(-1, 1, hidden.shape[-1]))[:, 0, :]
+
+    def features(self, hidden: torch.Tensor, input_ids: torch.Tensor) -> torch.Tensor:
+        """[batch, len(LIKELIHOOD_FEATURES)] over the scored text of each row."""
+        b, s = input_ids.shape
+        lp = F.linear(hidden[:, :-1].reshape(-1, hidden.shape[-1]), self.lm_head.weight)
+        lp = lp.reshape(b, s - 1, -1).log_softmax(-1)
+        written = lp.gather(2, input_ids[:, 1:, None])[:, :, 0]  # [b, s-1]: log p(token t+1)
+        gap = written - lp.max(dim=-1).values
+        pos = torch.arange(1, s, device=input_ids.device)[None, :]  # position of each written token
+        # end position of the last marker occurrence (-1 if none): marker ids compared at each shift
+        k = len(self.marker)
+        padded = torch.cat([torch.full((b, k), -1, dtype=input_ids.dtype, device=input_ids.device), input_ids], 1)
+        match = torch.ones_like(padded[:, k:], dtype=torch.bool)
+        for j, mid in enumerate(self.marker):
+            match = match & (padded[:, j + 1 : j + 1 + s] == mid)
+        all_pos = torch.arange(s, device=input_ids.device)[None, :]
+        last_marker = torch.where(match, all_pos, torch.full_like(all_pos, -1)).max(dim=-1).values
+        region = (pos > last_marker[:, None]) & (input_ids[:, 1:] != self.config.pad_token_id)
+        count = region.sum(-1).clamp(min=1).to(written.dtype)
+        big = torch.full_like(written, 1e4)
+        min_lp = torch.where(region, written, big).min(-1).values.clamp(-20.0, 0.0)
+        mean_lp = (torch.where(region, written, torch.zeros_like(written)).sum(-1) / count).clamp(-20.0, 0.0)
+        min_gap = torch.where(region, gap, big).min(-1).values.clamp(-20.0, 0.0)
+        return torch.stack([min_lp, mean_lp, min_gap], dim=-1)
 
 
 class Qwen2ForTokenClassification(nn.Module):

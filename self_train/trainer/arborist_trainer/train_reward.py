@@ -13,6 +13,10 @@ Heads (reward.json "head"/"format" of the exported directory):
   token-classification / qwen-prm  2 labels at every step token (`<extra_0>`).
   lm-tokens / math-shepherd  a causal LM read at the step tag (" ки"): softmax over the label
       tokens ("+", "-"); exported as a decoder with KV cache.
+With --likelihood-features a sequence classifier also reads its own language model's
+log-probabilities of the scored text (Qwen2ForLikelihoodClassification; the export keeps the
+engine's contract); --heads-only trains only the heads on a frozen decoder (the bundled reward
+models: the backbone's likelihoods are the step checker, the labels calibrate it).
 Data formats: see `arborist_trainer.data`.
 
 --init takes a model directory (its ONNX weights are read back by name; a classifier may start
@@ -43,18 +47,26 @@ from torch import nn
 from . import export as ex
 from .data import read_reward_data, reward_batch
 from .losses import check_reward_loss, reward_loss, reward_scores
-from .model import Qwen2ForSequenceClassification
 from .tokenizer import BPETokenizer
 from .training import LoopConfig, file_digest, print_summary, run_cli, setup_runtime, train
 from .weights import HEAD_ARCH, HEAD_FORMAT, HEADS, init_model, log, write_model_dir
 
 
-class SigmoidSequenceClassifier(Qwen2ForSequenceClassification):
+PAPER_MARKER = " the current step:\n"
+"""Where the scored text of the paper prompt begins (reward/prompts.ts `paperPrompt`)."""
+
+
+class SigmoidOutput(nn.Module):
     """A 1-label sequence classifier whose output is sigmoid(logit): what a BCE-trained head
     exports, so that the engine's [0, 1] clip of a 1-label output reads the probability."""
 
+    def __init__(self, inner: nn.Module) -> None:
+        super().__init__()
+        self.inner = inner
+        self.config = inner.config
+
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
-        return torch.sigmoid(super().forward(input_ids, attention_mask))
+        return torch.sigmoid(self.inner(input_ids, attention_mask))
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -93,6 +105,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--extra-layers", type=int, default=0,
                    help="with --init: decoder layers added on top, starting as the identity (room for the "
                         "head's feature: a 4-layer policy computes the next token in its last layers)")
+    p.add_argument("--likelihood-features", nargs="?", const=PAPER_MARKER, metavar="MARKER",
+                   help="sequence-classification: also read the model's own log-probability of the scored "
+                        "text (the tokens after the last MARKER, default the paper prompt's "
+                        f"{PAPER_MARKER!r}): its minimum, mean and gap to the argmax, through a linear "
+                        "feature head (Qwen2ForLikelihoodClassification); the export is still "
+                        "(input_ids, attention_mask) -> logits")
+    p.add_argument("--heads-only", action="store_true",
+                   help="train only the new head(s) (score, feature_score); the decoder stays as --init "
+                        "gave it (with --likelihood-features: the features are the initial model's own)")
     p.add_argument("--init-std", type=float, default=0.02, help="std of a --config random init")
     p.add_argument("--save-every", type=int, default=100)
     p.add_argument("--log-every", type=int, default=0, help="0: about 20 progress lines")
@@ -112,6 +133,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
             p.error("--loss bce is for 1-label sequence classification; use ce")
     if args.dense and args.head != "sequence-classification":
         p.error("--dense is for --head sequence-classification (tagged heads are labelled at their tags)")
+    if args.likelihood_features is not None and (args.head != "sequence-classification" or args.dense):
+        p.error("--likelihood-features is for --head sequence-classification without --dense")
     try:
         check_reward_loss(args.loss, args.labels)
     except ValueError as e:
@@ -119,6 +142,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     if args.config is not None and args.tokenizer is None:
         p.error("--config needs --tokenizer DIR (reward data is text)")
     return args
+
+
+def _contains(ids: list[int], sub: list[int]) -> bool:
+    return any(ids[i : i + len(sub)] == sub for i in range(len(ids) - len(sub) + 1))
 
 
 def label_token_ids(tok: BPETokenizer, tokens: list[str]) -> list[int]:
@@ -185,8 +212,7 @@ def export_reward(model: nn.Module, args: argparse.Namespace, hf: dict, tokenize
             reward["step_token"] = args.step_tag
         target = model
         if args.head == "sequence-classification" and args.labels == 1 and args.loss == "bce":
-            target = SigmoidSequenceClassifier(model.config, 1)
-            target.load_state_dict(model.state_dict())
+            target = SigmoidOutput(model)
         graph = ex.export_classifier(target.eval())
     reward["trained"] = {
         "loss": args.loss,
@@ -212,10 +238,27 @@ def main(argv: list[str] | None = None) -> int:
     tok = BPETokenizer.from_file(tokenizer_dir)
     examples = read_reward_data(args.data, args.format, args.head, tok, max_len=args.max_len, step_tag=args.step_tag,
                                 reward_tokens=tuple(args.label_tokens), dense=args.dense)
+    marker = None
+    if args.likelihood_features is not None:
+        marker = tok.encode(args.likelihood_features, add_special_tokens=False)
+        if not marker:
+            raise ValueError(f"Cannot use --likelihood-features {args.likelihood_features!r}: it encodes to no tokens")
+        missing = [i for i, e in enumerate(examples[:200]) if not _contains(e.ids, marker)]
+        if missing:
+            raise ValueError(
+                f"Cannot use --likelihood-features {args.likelihood_features!r}: its tokens {marker} do not occur in "
+                f"example {missing[0] + 1} of {args.data} (of the first 200, {len(missing)} lack it); give the marker "
+                "that precedes the scored text in this data's prompts"
+            )
     model, hf, fresh = init_model(
         args.head, args.labels, init=args.init, config=args.config, seed=args.seed, init_std=args.init_std,
-        extra_layers=args.extra_layers,
+        extra_layers=args.extra_layers, likelihood_marker=marker,
     )
+    if args.heads_only:
+        if args.head != "sequence-classification" and args.head != "token-classification":
+            raise ValueError(f"Cannot train --heads-only with head {args.head!r}: it has no head apart from the decoder")
+        for name, p in model.named_parameters():
+            p.requires_grad_(name.startswith(("score.", "feature_score.")))
     if tok.vocab_size > model.config.vocab_size:
         raise ValueError(f"Cannot train: the tokenizer has {tok.vocab_size} ids, the model {model.config.vocab_size}")
     pad = model.config.pad_token_id
@@ -235,6 +278,10 @@ def main(argv: list[str] | None = None) -> int:
                 "data_digest": file_digest(args.data)}
     if args.dense or args.extra_layers:  # absent otherwise, so that older checkpoints resume
         run_args |= {"dense": args.dense, "extra_layers": args.extra_layers}
+    if marker is not None:
+        run_args |= {"likelihood_marker": marker}
+    if args.heads_only:
+        run_args |= {"heads_only": True}
     summary = train(model, examples, lambda rows: reward_batch(rows, pad),
                     make_step_loss(args.head, args.loss, good_bad, args.dense), cfg, run_args)
     if summary["finished"]:

@@ -25,7 +25,9 @@ from onnx import numpy_helper
 from torch import nn
 
 from .model import (
+    LIKELIHOOD_MARKER_KEY,
     Qwen2Config,
+    Qwen2ForLikelihoodClassification,
     Qwen2ForCausalLM,
     Qwen2ForSequenceClassification,
     Qwen2ForTokenClassification,
@@ -85,6 +87,8 @@ def build_model(head: str, cfg: Qwen2Config, num_labels: int) -> nn.Module:
     """The PyTorch module for a head: `sequence-classification`, `token-classification`,
     `lm-tokens` or `causal-lm` (the last two are both a Qwen2ForCausalLM)."""
     if head == "sequence-classification":
+        if LIKELIHOOD_MARKER_KEY in cfg.extra:
+            return Qwen2ForLikelihoodClassification(cfg, num_labels)
         return Qwen2ForSequenceClassification(cfg, num_labels)
     if head == "token-classification":
         return Qwen2ForTokenClassification(cfg, num_labels)
@@ -93,7 +97,9 @@ def build_model(head: str, cfg: Qwen2Config, num_labels: int) -> nn.Module:
     raise ValueError(f"Cannot build head {head!r}: expected one of {', '.join(HEADS)} or causal-lm")
 
 
-_SCOPE = re.compile(r"^(?:[A-Za-z_]+/)?(?:/(?:inner|lm))?/((?:model|score|lm_head)[^ ]*)/(MatMul|Gemm)(?:_\d+)?$")
+_SCOPE = re.compile(
+    r"^(?:[A-Za-z_]+/)?(?:/(?:inner|lm))*/((?:model|score|lm_head|feature_score)[^ ]*)/(MatMul|Gemm)(?:_\d+)?$"
+)
 
 
 def onnx_state_dict(path: Path) -> dict[str, torch.Tensor]:
@@ -143,7 +149,8 @@ def _graphs(graph: onnx.GraphProto):  # noqa: ANN202
 def load_weights(module: nn.Module, state: dict[str, torch.Tensor], generator: torch.Generator) -> list[str]:
     """Copy `state` into `module` by name. Parameters it lacks (a new head: `score.*` when a
     classifier starts from a decoder) or holds with another shape (another label count) are
-    drawn at random (normal, std 1/sqrt(fan_in)). Returns the names initialized at random.
+    drawn at random (normal, std 1/sqrt(fan_in); biases and a likelihood classifier's heads
+    start at zero). Returns the names initialized here.
     Tied parameters are filled once."""
     fresh: list[str] = []
     seen: set[int] = set()
@@ -156,11 +163,16 @@ def load_weights(module: nn.Module, state: dict[str, torch.Tensor], generator: t
             if src is not None and tuple(src.shape) == tuple(p.shape):
                 p.copy_(src)
                 continue
-            if not name.startswith(("score.", "lm_head.")):
+            if not name.startswith(("score.", "lm_head.", "feature_score.")):
                 have = "missing" if src is None else f"shape {tuple(src.shape)}, expected {tuple(p.shape)}"
                 raise ValueError(f"Cannot initialize {name} from the given weights: {have}")
             fan_in = p.shape[-1] if p.dim() > 1 else 1
-            if name.endswith(".bias"):
+            # biases start at zero; so do both heads of a likelihood classifier: its score starts as
+            # a constant, not as a random projection of the hidden state (noise in every ranking)
+            zero = name.startswith("feature_score.") or (
+                name.startswith("score.") and isinstance(module, Qwen2ForLikelihoodClassification)
+            )
+            if name.endswith(".bias") or zero:
                 p.zero_()
             else:
                 p.normal_(0.0, fan_in**-0.5, generator=generator)
@@ -177,6 +189,7 @@ def init_model(
     seed: int,
     init_std: float = 0.02,
     extra_layers: int = 0,
+    likelihood_marker: list[int] | None = None,
 ) -> tuple[nn.Module, dict, list[str]]:
     """Build a module for `head` and fill it: from `init` (a model directory's ONNX weights, a
     directory holding ckpt.pt, or a .pt file with a state dict or a checkpoint), or at random
@@ -185,6 +198,10 @@ def init_model(
     `extra_layers` (with `init`): that many decoder layers more on top of the given ones, each
     starting as the identity (its output projections zero, the rest normal(init_std)), so the
     model starts as the one given, with depth to spare for what its new head must compute.
+
+    `likelihood_marker` (a sequence-classification head): a likelihood-feature classifier
+    (`Qwen2ForLikelihoodClassification`) that scores the text after these token ids; the ids are
+    kept in the config (`arborist_likelihood_marker`), so the model directory rebuilds it.
 
     Returns (module, the Hugging Face config dict, names drawn at random)."""
     generator = torch.Generator().manual_seed(seed)
@@ -205,6 +222,10 @@ def init_model(
     else:
         hf = read_config(src)
         state = onnx_state_dict(find_onnx(src))
+    if likelihood_marker is not None:
+        if head != "sequence-classification":
+            raise ValueError(f"Cannot add likelihood features to head {head!r}: they are for sequence-classification")
+        hf = hf | {LIKELIHOOD_MARKER_KEY: list(likelihood_marker)}
     new: list[str] = []
     if extra_layers > 0:
         n = int(hf["num_hidden_layers"])
