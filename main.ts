@@ -571,6 +571,13 @@ async function runEval(values: Record<string, unknown>): Promise<void> {
       : { maxStepTokens: values["max-step-tokens"] }),
     paper: values.paper === true,
     temperature: values.temperature ?? null,
+    // The weights too: a journal of other models under the same paths is not resumed.
+    weights: {
+      policy: await weightsDigest(policyAt),
+      ...Object.fromEntries(
+        await Promise.all(named.map(async (k) => [k, await weightsDigest(values[k] as string)])),
+      ),
+    },
   };
   const journal = out ? await openJournal(out, config, values.fresh === true) : undefined;
   const policy = await openPolicy(policyAt, { threads, apiKey });
@@ -617,6 +624,35 @@ async function runEval(values: Record<string, unknown>): Promise<void> {
   } finally {
     await Promise.allSettled([policy.close(), ...scorers.map((s) => s.model.close())]);
   }
+}
+
+/**
+ * SHA-256 (16 hex digits) of the ONNX files of a local model directory (at its root and under
+ * `onnx/`); a URL, or a path with no ONNX file, stands for itself.
+ */
+async function weightsDigest(at: string): Promise<string> {
+  if (/^https?:\/\//.test(at)) return at;
+  const parts: string[] = [];
+  for (const sub of ["", "onnx/"]) {
+    const names: string[] = [];
+    try {
+      for await (const e of Deno.readDir(`${at}/${sub}`)) {
+        if (e.isFile && /\.onnx(\.data|_data)?$/.test(e.name)) names.push(e.name);
+      }
+    } catch {
+      continue; // no such folder
+    }
+    for (const name of names.sort()) {
+      const bytes = await Deno.readFile(`${at}/${sub}${name}`);
+      const h = new Uint8Array(await crypto.subtle.digest("SHA-256", bytes));
+      parts.push(`${sub}${name}:${[...h].map((b) => b.toString(16).padStart(2, "0")).join("")}`);
+    }
+  }
+  if (!parts.length) return at;
+  const all = new Uint8Array(
+    await crypto.subtle.digest("SHA-256", new TextEncoder().encode(parts.join("\n"))),
+  );
+  return [...all.slice(0, 8)].map((b) => b.toString(16).padStart(2, "0")).join("");
 }
 
 /**

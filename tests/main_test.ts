@@ -289,6 +289,19 @@ Deno.test("eval --out journals every problem: a second run resumes, another conf
     const report = await cli([...withOut, "--report-only", "--json"]);
     assert.equal(report.code, 0, report.stderr);
     assert.deepEqual(JSON.parse(report.stdout).points, points, "the journal alone gives the table");
+    // Other weights under the same path: refused too (the journal records a digest of them).
+    const rm = `${dir}/rm`;
+    await Deno.mkdir(rm);
+    for await (const e of Deno.readDir(REWARD)) {
+      if (e.isFile) await Deno.copyFile(`${REWARD}/${e.name}`, `${rm}/${e.name}`);
+    }
+    const mine = [...args.map((a) => (a === REWARD ? rm : a === dir ? `${dir}/w` : a)), "--json"];
+    const before = await cli(mine);
+    assert.equal(before.code, 0, before.stderr);
+    await Deno.writeFile(`${rm}/model.onnx`, new Uint8Array([0]), { append: true });
+    const changed = await cli(mine);
+    assert.equal(changed.code, 2, changed.stderr);
+    assert.match(changed.stderr, /another configuration.*--fresh/);
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
