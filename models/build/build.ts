@@ -233,21 +233,21 @@ for (const kind of ["orm", "prm", "hnc"]) {
 // (models/build/backbone_data.py says what was measured). Not with --plain-rewards.
 const plain = a["plain-rewards"]!;
 if (!plain) {
-  await stage("reward backbone", () => exists(`${work}/backbone/model.onnx`), async () => {
-    if (!await exists(`${work}/backbone_data.jsonl`)) {
+  await stage("reward backbone", () => exists(`${work}/backbone2/model.onnx`), async () => {
+    if (!await exists(`${work}/backbone2_data.jsonl`)) {
       await sh([
         "/usr/bin/python3",
         "models/build/backbone_data.py",
         ...["--data", `${work}/policy_data.jsonl`, "--tokenizer", `${out}/policy`],
-        ...["--out", `${work}/backbone_data.jsonl`, "--rows", "20000"],
+        ...["--out", `${work}/backbone2_data.jsonl`, "--rows", "20000"],
       ]);
     }
     await sh([
       "/usr/bin/python3",
       "-m",
       "arborist_trainer.train_sft",
-      ...["--data", `${work}/backbone_data.jsonl`, "--init", `${out}/policy`],
-      ...["--out", `${work}/backbone`, "--beta", "0", "--steps", a["backbone-steps"]!],
+      ...["--data", `${work}/backbone2_data.jsonl`, "--init", `${out}/policy`],
+      ...["--out", `${work}/backbone2`, "--beta", "0", "--steps", a["backbone-steps"]!],
       ...["--batch", "16", "--lr", "1e-3", "--warmup", "20", "--schedule", "cosine"],
       ...["--log-every", "50", "--resume", "--threads", a.threads!],
     ]);
@@ -266,6 +266,8 @@ const REWARDS: [string, string, string[]][] = [
 // starts that model over).
 const recipe = {
   plain,
+  // 2: the backbone is taught whole solutions and step pairs as the current step too
+  backbone: plain ? 0 : 2,
   extraLayers: Number(a["reward-extra-layers"]),
   dense: a["reward-dense"]!,
 };
@@ -281,7 +283,7 @@ const rewardRecord = async (name: string) =>
   };
 // Records written before recipes were recorded are the plain recipe.
 const sameRecipe = (r: { recipe?: typeof recipe }) =>
-  JSON.stringify(r.recipe ?? { plain: true, extraLayers: 0, dense: false }) ===
+  JSON.stringify(r.recipe ?? { plain: true, backbone: 0, extraLayers: 0, dense: false }) ===
     JSON.stringify(recipe);
 await Promise.all(
   REWARDS.map(([name, data, loss]) =>
@@ -305,7 +307,7 @@ await Promise.all(
           "--format",
           "paper",
           "--init",
-          plain ? `${out}/policy` : `${work}/backbone`,
+          plain ? `${out}/policy` : `${work}/backbone2`,
           ...recipeFlags,
           "--head",
           "sequence-classification",
