@@ -107,13 +107,14 @@ const COMMANDS: Record<string, Command> = {
   agent: {
     summary: "solve a problem set with reward-guided search, store every tree, grade the answers",
     usage:
-      "agent [--problems FILE|synthetic:N] [--format gsm8k|math|processbench|prm800k|auto] [--strategy mcts|greedy|best-of-n|step-greedy|beam] [--n N] [--k K] [--max-depth D] [--simulations S] [--max-tokens T] [--seconds S] [--aggregation min|last|product|mean] [--limit N] [--strict] [--policy DIR|URL] [--reward DIR|URL] [--orm DIR|URL] [--head H] [--format-reward F] [--db URL] [--run-id ID] [--shard i/n] [--concurrency N] [--seed S] [--threads N] [--json]",
+      "agent [--problems FILE|synthetic:N] [--format gsm8k|math|processbench|prm800k|auto] [--strategy mcts|greedy|best-of-n|step-greedy|beam] [--n N] [--k K] [--c-puct C] [--max-depth D] [--simulations S] [--max-tokens T] [--seconds S] [--aggregation min|last|product|mean] [--limit N] [--strict] [--policy DIR|URL] [--reward DIR|URL] [--orm DIR|URL] [--head H] [--format-reward F] [--db URL] [--run-id ID] [--shard i/n] [--concurrency N] [--seed S] [--threads N] [--json]",
     options: {
       problems: { type: "string" },
       format: { type: "string" },
       strategy: { type: "string" },
       n: { type: "string" },
       k: { type: "string" },
+      "c-puct": { type: "string" },
       "max-depth": { type: "string" },
       simulations: { type: "string" },
       "max-tokens": { type: "string" },
@@ -451,6 +452,7 @@ async function runAgentCommand(values: Record<string, unknown>): Promise<void> {
       source: values.problems as string,
       n: num(values, "n", { integer: true, min: 1 }),
       k: num(values, "k", { integer: true, min: 1 }),
+      cPuct: num(values, "c-puct", { min: 0 }),
       maxDepth: num(values, "max-depth", { integer: true, min: 1 }),
       budget: Object.values(budget).some((v) => v !== undefined) ? budget : undefined,
       aggregation,

@@ -66,6 +66,8 @@ export interface SolveOptions {
   temperature?: number;
   /** MCTS: prune children this far under their best sibling (default 0.5). */
   pruneGap?: number;
+  /** MCTS: exploration constant of PUCT (default 1.5). */
+  cPuct?: number;
   /** Seed. */
   seed?: number;
   /** Prompt frame, step delimiter, per-step token limit. */
@@ -133,6 +135,7 @@ export async function solve(
       k: options.k ?? 5,
       budget: options.budget ?? { simulations: 24 },
       pruneGap: options.pruneGap ?? 0.5,
+      cPuct: options.cPuct,
       onEvent: options.onEvent,
     });
     const leaves = r.nodes.filter((n) => n.terminal && !n.pruned);

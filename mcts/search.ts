@@ -44,6 +44,13 @@ export interface MctsOptions {
   temperature?: number;
   /** Rule for the answer (default "mean"). */
   choose?: ChooseRule;
+  /**
+   * What a simulation backs up into each node on its path (default "min"): "min", the lowest
+   * step reward from that node down to the evaluated one (a path is as good as its weakest
+   * step, as the "min" aggregation of step scores); "leaf", the evaluated node's value alone
+   * (a wrong step followed by well-scored steps then looks as good as a right one).
+   */
+  backup?: "min" | "leaf";
   /** Seed. Same seed, same tree (given deterministic backends). */
   seed?: number;
   /** Cancellation. */
@@ -115,7 +122,7 @@ export async function mcts(question: string, options: MctsOptions): Promise<Sear
       if (rolloutWeight > 0 && live.length) value = await withRollout(ctx, live, rolloutWeight);
       if (kids.length === 0) leaf.terminal = true; // the policy had nothing to add
     }
-    backpropagate(tree, leaf, value);
+    backpropagate(tree, leaf, value, options.backup ?? "min");
     meter.simulations++;
     options.onEvent?.({ type: "simulation", count: meter.simulations });
     const path = choosePath(tree, options.choose ?? "mean").map((n) => n.id).join();
@@ -228,8 +235,17 @@ async function withRollout(ctx: Ctx, live: TreeNode[], weight: number): Promise<
   return start.value;
 }
 
-function backpropagate(tree: StepTree, leaf: TreeNode, value: number): void {
-  for (const n of tree.path(leaf)) {
+function backpropagate(
+  tree: StepTree,
+  leaf: TreeNode,
+  value: number,
+  backup: "min" | "leaf",
+): void {
+  // leaf to root: under "min" each node gets the weakest step reward from it down
+  for (const n of tree.path(leaf).reverse()) {
+    if (backup === "min" && n.id !== 0 && Number.isFinite(n.reward)) {
+      value = Math.min(value, n.reward);
+    }
     n.visits++;
     if (n.id !== 0 && n.visits === 1 && n.children.length === 0) {
       n.value = value;

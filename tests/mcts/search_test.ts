@@ -54,6 +54,30 @@ Deno.test("mcts() finds the correct path that greedy misses", async () => {
   assert.deepEqual(r.stepRewards, [0.8, 0.9, 0.95]);
 });
 
+Deno.test("mcts() backs up a path's weakest step: a wrong step before well-scored ones loses", async () => {
+  // "w" is a wrong step (0.2) whose continuation scores 0.95; "r" is right (0.6) then 0.7.
+  const policy = {
+    "": [{ text: "w", logprob: -0.1 }, { text: "r", logprob: -0.5 }],
+    "w": [{ text: "ANSWER 1", logprob: -0.1, terminal: true }],
+    "r": [{ text: "ANSWER 2", logprob: -0.1, terminal: true }],
+  };
+  const rewards = { "w": 0.2, "r": 0.6, "ANSWER 1": 0.95, "ANSWER 2": 0.7 };
+  const run = (backup?: "min" | "leaf") =>
+    mcts("q", {
+      policy: new ScriptedPolicy(policy, "cycle"),
+      reward: new ScriptedReward(rewards),
+      k: 2,
+      budget: { simulations: 8 },
+      seed: 1,
+      backup,
+    });
+  const min = await run();
+  assert.deepEqual(min.steps, ["r", "ANSWER 2"]);
+  const w = min.nodes.find((n) => n.text === "w")!;
+  assert.ok(w.value <= 0.2 + 1e-9, `"w" is worth at most its own reward, got ${w.value}`);
+  assert.deepEqual((await run("leaf")).steps, ["w", "ANSWER 1"], "the old rule follows the leaf");
+});
+
 Deno.test("mcts() with the same seed builds the same tree; another seed may differ", async () => {
   const run = (seed: number) =>
     mcts("q", {
