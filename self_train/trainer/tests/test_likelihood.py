@@ -90,3 +90,31 @@ class LikelihoodFeatures(unittest.TestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class HeadsOnly(unittest.TestCase):
+    def test_heads_only_leaves_the_decoder_as_it_was(self) -> None:
+        import contextlib
+        import io
+        import tempfile
+
+        from arborist_trainer import train_reward
+
+        data = MODELS.parent / "trainer" / "reward_paper_binary.jsonl"
+        with tempfile.TemporaryDirectory() as out, contextlib.redirect_stdout(io.StringIO()), \
+                contextlib.redirect_stderr(io.StringIO()):
+            code = train_reward.main([
+                "--data", str(data), "--init", str(MODELS / "decoder-fp32"), "--labels", "1", "--loss", "bce",
+                "--likelihood-features", "--heads-only", "--out", out, "--steps", "6", "--batch", "4",
+                "--lr", "1e-2", "--threads", "1",
+            ])
+            self.assertEqual(code, 0)
+            before, _, _ = init_model("causal-lm", 0, init=str(MODELS / "decoder-fp32"), config=None, seed=0)
+            after, _, fresh = init_model("sequence-classification", 1, init=out, config=None, seed=0)
+        self.assertEqual(fresh, [])
+        old = dict(before.named_parameters())
+        for name, p in after.named_parameters():
+            if name.startswith("model."):
+                self.assertTrue(torch.equal(p, old[name]), name)
+        self.assertGreater(float(after.feature_score.weight.abs().sum()), 0.0, "the feature head trained")
+        self.assertGreater(float(after.score.weight.abs().sum()), 0.0, "the pooled head trained")
