@@ -126,12 +126,17 @@ Deno.test("closing the stream cancels the search: generation stops and its KV ca
 
     ctl.abort();
     await events.return(undefined);
+    // The outcome is counted, the KV cache freed and the slot released in that order, each
+    // a moment after the last: wait (up to 5 s) until all of them show, then check each.
+    const settled = (m: string) =>
+      metric(m, 'arborist_searches_total{strategy="mcts",outcome="cancelled"}') === 1 &&
+      metric(m, "arborist_policy_calls_in_flight") === 0 &&
+      metric(m, "arborist_queue_running") === 0 &&
+      metric(m, "arborist_kv_cache_bytes") === 0;
     let after = "";
     for (let i = 0; i < 100; i++) {
       after = await metrics(s.url);
-      if (metric(after, 'arborist_searches_total{strategy="mcts",outcome="cancelled"}') === 1) {
-        break;
-      }
+      if (settled(after)) break;
       await sleep(50);
     }
     assert.equal(metric(after, 'arborist_searches_total{strategy="mcts",outcome="cancelled"}'), 1);
