@@ -44,6 +44,7 @@ import {
   exportCommand,
   numberFlag,
 } from "./self_train/mod.ts";
+import { CHOOSE_RULES, type ChooseRule } from "./mcts/mod.ts";
 import { SERVE_OPTIONS, SERVE_USAGE, serveCommand } from "./server/mod.ts";
 import { openStore, parseShard } from "./store/mod.ts";
 
@@ -107,7 +108,7 @@ const COMMANDS: Record<string, Command> = {
   agent: {
     summary: "solve a problem set with reward-guided search, store every tree, grade the answers",
     usage:
-      "agent [--problems FILE|synthetic:N] [--format gsm8k|math|processbench|prm800k|auto] [--strategy mcts|greedy|best-of-n|step-greedy|beam] [--n N] [--k K] [--c-puct C] [--max-depth D] [--simulations S] [--max-tokens T] [--seconds S] [--aggregation min|last|product|mean] [--limit N] [--strict] [--policy DIR|URL] [--reward DIR|URL] [--orm DIR|URL] [--head H] [--format-reward F] [--db URL] [--run-id ID] [--shard i/n] [--concurrency N] [--seed S] [--threads N] [--json]",
+      "agent [--problems FILE|synthetic:N] [--format gsm8k|math|processbench|prm800k|auto] [--strategy mcts|greedy|best-of-n|step-greedy|beam] [--n N] [--k K] [--c-puct C] [--choose step|mean|visits|reward] [--max-depth D] [--simulations S] [--max-tokens T] [--seconds S] [--aggregation min|last|product|mean] [--limit N] [--strict] [--policy DIR|URL] [--reward DIR|URL] [--orm DIR|URL] [--head H] [--format-reward F] [--db URL] [--run-id ID] [--shard i/n] [--concurrency N] [--seed S] [--threads N] [--json]",
     options: {
       problems: { type: "string" },
       format: { type: "string" },
@@ -115,6 +116,7 @@ const COMMANDS: Record<string, Command> = {
       n: { type: "string" },
       k: { type: "string" },
       "c-puct": { type: "string" },
+      choose: { type: "string" },
       "max-depth": { type: "string" },
       simulations: { type: "string" },
       "max-tokens": { type: "string" },
@@ -420,6 +422,7 @@ async function runAgentCommand(values: Record<string, unknown>): Promise<void> {
   }
   const strategy = oneOf(values, "strategy", STRATEGIES) ?? "mcts";
   const aggregation = oneOf(values, "aggregation", AGGREGATIONS) as Aggregation | undefined;
+  const choose = oneOf(values, "choose", CHOOSE_RULES) as ChooseRule | undefined;
   const shard = shardFlag(values);
   const budget = {
     simulations: num(values, "simulations", { integer: true, min: 1 }),
@@ -453,6 +456,7 @@ async function runAgentCommand(values: Record<string, unknown>): Promise<void> {
       n: num(values, "n", { integer: true, min: 1 }),
       k: num(values, "k", { integer: true, min: 1 }),
       cPuct: num(values, "c-puct", { min: 0 }),
+      choose,
       maxDepth: num(values, "max-depth", { integer: true, min: 1 }),
       budget: Object.values(budget).some((v) => v !== undefined) ? budget : undefined,
       aggregation,

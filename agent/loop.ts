@@ -9,6 +9,7 @@ import {
   beam,
   bestOfN,
   type Budget,
+  type ChooseRule,
   greedy,
   mcts,
   type SearchEvent,
@@ -68,6 +69,8 @@ export interface SolveOptions {
   pruneGap?: number;
   /** MCTS: exploration constant of PUCT (default 1.5). */
   cPuct?: number;
+  /** MCTS: how the answer is chosen from the tree (default "step", the best sibling at each level). */
+  choose?: ChooseRule;
   /** Seed. */
   seed?: number;
   /** Prompt frame, step delimiter, per-step token limit. */
@@ -136,6 +139,7 @@ export async function solve(
       budget: options.budget ?? { simulations: 24 },
       pruneGap: options.pruneGap ?? 0.5,
       cPuct: options.cPuct,
+      choose: options.choose,
       onEvent: options.onEvent,
     });
     const leaves = r.nodes.filter((n) => n.terminal && !n.pruned);

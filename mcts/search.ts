@@ -7,11 +7,14 @@
  * @module
  */
 import { type Budget, BudgetMeter, childSeed, scoreEach } from "./_budget.ts";
-import { StepTree } from "./tree.ts";
-import type { StepPolicy, StepReward, TreeNode } from "./types.ts";
+import { normalizedPriors, StepTree } from "./tree.ts";
+import type { Proposal, StepPolicy, StepReward, TreeNode } from "./types.ts";
 
 /** How the final trajectory is chosen from the tree. */
-export type ChooseRule = "mean" | "visits" | "reward";
+export type ChooseRule = "step" | "mean" | "visits" | "reward";
+
+/** Every {@linkcode ChooseRule}, the default first. */
+export const CHOOSE_RULES: readonly ChooseRule[] = ["step", "mean", "visits", "reward"];
 
 /** A search event, for live views. */
 export type SearchEvent =
@@ -42,7 +45,11 @@ export interface MctsOptions {
   rolloutWeight?: number;
   /** Sampling temperature of expansions (default 1). */
   temperature?: number;
-  /** Rule for the answer (default "mean"). */
+  /**
+   * Rule for the answer (default "step"): see {@linkcode choosePath}. "step" compares sibling
+   * steps only, which is what a step reward model is trained to rank; "mean" compares backed-up
+   * values of whole branches, where the lowest-scored step (often the bare final answer) decides.
+   */
   choose?: ChooseRule;
   /**
    * What a simulation backs up into each node on its path (default "min"): "min", the lowest
@@ -51,6 +58,12 @@ export interface MctsOptions {
    * (a wrong step followed by well-scored steps then looks as good as a right one).
    */
   backup?: "min" | "leaf";
+  /**
+   * Merge identical sibling proposals into one child whose prior is their sum (default true).
+   * A sampler at a low temperature often proposes the same step several times; kept apart,
+   * the copies tie on value and PUCT spreads the budget over identical subtrees.
+   */
+  mergeDuplicates?: boolean;
   /** Seed. Same seed, same tree (given deterministic backends). */
   seed?: number;
   /** Cancellation. */
@@ -125,13 +138,13 @@ export async function mcts(question: string, options: MctsOptions): Promise<Sear
     backpropagate(tree, leaf, value, options.backup ?? "min");
     meter.simulations++;
     options.onEvent?.({ type: "simulation", count: meter.simulations });
-    const path = choosePath(tree, options.choose ?? "mean").map((n) => n.id).join();
+    const path = choosePath(tree, options.choose ?? "step").map((n) => n.id).join();
     if (path !== best) {
       best = path;
       options.onEvent?.({ type: "best", path: path.split(",").map(Number) });
     }
   }
-  return finish(tree, meter, options.choose ?? "mean");
+  return finish(tree, meter, options.choose ?? "step");
 }
 
 /** Descend by PUCT to a node that is not expanded yet; undefined when nothing is left. */
@@ -174,14 +187,18 @@ async function expand(ctx: Ctx, leaf: TreeNode): Promise<TreeNode[]> {
     signal: options.signal,
   });
   ctx.meter.tokens += proposals.reduce((s, p) => s + p.tokens, 0);
+  const { unique, priors } = options.mergeDuplicates === false
+    ? { unique: proposals, priors: null }
+    : mergeDuplicates(proposals);
   const scored = await scoreEach(
     options.reward,
     question,
-    proposals.map((p) => [...steps, p.text]),
+    unique.map((p) => [...steps, p.text]),
     options.signal,
   );
   const rewards = scored.map((s) => s.at(-1)!);
-  const kids = tree.expand(leaf, proposals.map((p, i) => ({ ...p, reward: rewards[i] })));
+  const kids = tree.expand(leaf, unique.map((p, i) => ({ ...p, reward: rewards[i] })));
+  if (priors) kids.forEach((c, i) => c.prior = priors[i]);
   const pruned = prune(kids, options.pruneBelow ?? 0, options.pruneGap ?? 1);
   options.onEvent?.({ type: "expand", parent: leaf.id, children: kids });
   if (pruned.length) {
@@ -189,6 +206,31 @@ async function expand(ctx: Ctx, leaf: TreeNode): Promise<TreeNode[]> {
     options.onEvent?.({ type: "prune", nodes: pruned.map((n) => n.id) });
   }
   return kids;
+}
+
+/**
+ * Identical proposals (same text, same terminal flag) as one, first seen first; each keeps
+ * the sum of its copies' normalized priors.
+ *
+ * @param proposals The sampled candidates.
+ * @returns The distinct candidates and their priors (summing to 1).
+ */
+export function mergeDuplicates(
+  proposals: readonly Proposal[],
+): { unique: Proposal[]; priors: number[] } {
+  const all = normalizedPriors(proposals);
+  const at = new Map<string, number>();
+  const unique: Proposal[] = [], priors: number[] = [];
+  proposals.forEach((p, i) => {
+    const key = `${p.terminal ? 1 : 0}${p.text}`;
+    const j = at.get(key);
+    if (j === undefined) {
+      at.set(key, unique.length);
+      unique.push(p);
+      priors.push(all[i]);
+    } else priors[j] += all[i];
+  });
+  return { unique, priors };
 }
 
 /**
@@ -256,9 +298,10 @@ function backpropagate(
 }
 
 /**
- * The path the rule picks: from the root, repeatedly the live child with the best mean value
- * ("mean") or the most visits ("visits"); or ("reward") the path to the terminal leaf with
- * the best step reward.
+ * The path the rule picks: from the root, repeatedly the live child with the best step reward
+ * ("step"), the best mean value ("mean") or the most visits ("visits"); or ("reward") the path
+ * to the terminal leaf with the best step reward. A path that ends above a final step is
+ * finished by the caller.
  */
 export function choosePath(tree: StepTree, rule: ChooseRule): TreeNode[] {
   if (rule === "reward") {
@@ -268,6 +311,8 @@ export function choosePath(tree: StepTree, rule: ChooseRule): TreeNode[] {
   }
   const key = rule === "visits"
     ? (n: TreeNode) => n.visits + n.value * 1e-6
+    : rule === "step"
+    ? (n: TreeNode) => n.reward
     : (n: TreeNode) => n.value;
   let node = tree.root;
   for (;;) {

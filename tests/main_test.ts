@@ -26,6 +26,17 @@ Deno.test("bad flags exit 2 with a one-line error", async () => {
   assert.equal(t.code, 2);
   assert.match(t.stderr, /--temperature must be a number >= 0: got 'hot'/);
   assert.equal((await cli(["frobnicate"])).code, 2);
+  const c = await cli([
+    "agent",
+    "--problems",
+    "synthetic:1",
+    "--policy",
+    POLICY,
+    "--choose",
+    "best",
+  ]);
+  assert.equal(c.code, 2);
+  assert.match(c.stderr, /--choose.*step, mean, visits, reward.*best/);
 });
 
 Deno.test("every command has --help", async () => {

@@ -28,6 +28,7 @@ Deno.test("defaultRun() runs the five configurations on a models directory", asy
       modelsDir: dir + "/",
       count: 2,
       n: 2,
+      mctsK: 3,
       simulations: 2,
       threads: 1,
     });
@@ -36,13 +37,13 @@ Deno.test("defaultRun() runs the five configurations on a models directory", asy
       "best-of-2 (ORM)",
       "step-greedy N=2 (PRM)",
       "step-greedy N=2 (HRM)",
-      "MCTS (HRM)",
+      "MCTS k=3 (HRM)",
     ]);
     for (const r of rows) {
       assert.equal(r.problems, 2);
       assert.ok(r.tokens > 0, JSON.stringify(r));
     }
-    assert.match(defaultRunTable(rows), /\| MCTS \(HRM\) \| \d\/2 \|/);
+    assert.match(defaultRunTable(rows), /\| MCTS k=3 \(HRM\) \| \d\/2 \|/);
   } finally {
     await Deno.remove(dir, { recursive: true });
   }

@@ -6,6 +6,8 @@ import {
   greedy,
   labelMonteCarlo,
   mcts,
+  mergeDuplicates,
+  normalizedPriors,
   prune,
   stepGreedy,
   StepTree,
@@ -70,12 +72,69 @@ Deno.test("mcts() backs up a path's weakest step: a wrong step before well-score
       budget: { simulations: 8 },
       seed: 1,
       backup,
+      choose: "mean",
     });
   const min = await run();
   assert.deepEqual(min.steps, ["r", "ANSWER 2"]);
   const w = min.nodes.find((n) => n.text === "w")!;
   assert.ok(w.value <= 0.2 + 1e-9, `"w" is worth at most its own reward, got ${w.value}`);
   assert.deepEqual((await run("leaf")).steps, ["w", "ANSWER 1"], "the old rule follows the leaf");
+});
+
+Deno.test("mcts() merges identical sibling proposals into one child with their summed prior", async () => {
+  const script = {
+    "": [{ text: "x", logprob: -0.1 }, { text: "x", logprob: -0.1 }, { text: "y", logprob: -1 }],
+    "x": [{ text: "ANSWER 1", logprob: -0.1, terminal: true }],
+    "y": [{ text: "ANSWER 2", logprob: -0.1, terminal: true }],
+  };
+  const run = (mergeDuplicates?: boolean) =>
+    mcts("q", {
+      policy: new ScriptedPolicy(script, "cycle"),
+      reward: new ScriptedReward({}),
+      k: 3,
+      budget: { simulations: 1 },
+      mergeDuplicates,
+    });
+  const merged = await run();
+  const kids = merged.nodes.filter((n) => n.parent === 0);
+  assert.deepEqual(kids.map((n) => n.text), ["x", "y"]);
+  const p = normalizedPriors(script[""].map((s) => ({ ...s, tokens: 4, terminal: false })));
+  assert.ok(Math.abs(kids[0].prior - (p[0] + p[1])) < 1e-12, `prior ${kids[0].prior}`);
+  assert.ok(Math.abs(kids[0].prior + kids[1].prior - 1) < 1e-12);
+  assert.deepEqual((await run(false)).nodes.filter((n) => n.parent === 0).map((n) => n.text), [
+    "x",
+    "x",
+    "y",
+  ]);
+  // A terminal step and a non-terminal one with the same text stay apart.
+  const { unique } = mergeDuplicates([
+    { text: "s", logprob: -1, tokens: 1, terminal: false },
+    { text: "s", logprob: -1, tokens: 1, terminal: true },
+  ]);
+  assert.equal(unique.length, 2);
+});
+
+Deno.test("the 'step' rule answers with the best sibling at each level; 'mean' lets a weak final step decide", async () => {
+  // "a" is the better step (0.9) but its final-answer step is scored 0.1; "b" (0.5) ends on
+  // 0.4. Under min backup "a"'s branch is worth 0.1, so "mean" takes "b".
+  const script = {
+    "": [{ text: "a", logprob: -0.1 }, { text: "b", logprob: -0.5 }],
+    "a": [{ text: "ANSWER 1", logprob: -0.1, terminal: true }],
+    "b": [{ text: "ANSWER 2", logprob: -0.1, terminal: true }],
+  };
+  const rewards = { "a": 0.9, "b": 0.5, "ANSWER 1": 0.1, "ANSWER 2": 0.4 };
+  const run = (choose?: "step" | "mean") =>
+    mcts("q", {
+      policy: new ScriptedPolicy(script, "cycle"),
+      reward: new ScriptedReward(rewards),
+      k: 2,
+      budget: { simulations: 8 },
+      choose,
+    });
+  const step = await run();
+  assert.deepEqual(step.steps, ["a", "ANSWER 1"], "the default is 'step'");
+  assert.ok(step.complete);
+  assert.deepEqual((await run("mean")).steps, ["b", "ANSWER 2"]);
 });
 
 Deno.test("mcts() with the same seed builds the same tree; another seed may differ", async () => {
