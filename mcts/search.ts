@@ -10,11 +10,11 @@ import { type Budget, BudgetMeter, childSeed, scoreEach } from "./_budget.ts";
 import { normalizedPriors, StepTree } from "./tree.ts";
 import type { Proposal, StepPolicy, StepReward, TreeNode } from "./types.ts";
 
-/** How the final trajectory is chosen from the tree. */
-export type ChooseRule = "step" | "mean" | "visits" | "reward";
-
 /** Every {@linkcode ChooseRule}, the default first. */
-export const CHOOSE_RULES: readonly ChooseRule[] = ["step", "mean", "visits", "reward"];
+export const CHOOSE_RULES = ["step", "mean", "visits", "reward"] as const;
+
+/** How the final trajectory is chosen from the tree. */
+export type ChooseRule = typeof CHOOSE_RULES[number];
 
 /** A search event, for live views. */
 export type SearchEvent =
@@ -123,6 +123,7 @@ export async function mcts(question: string, options: MctsOptions): Promise<Sear
   const tree = new StepTree();
   const seed = options.seed ?? 0;
   const ctx = { question, tree, meter, options, k, maxDepth, seed };
+  const choose = options.choose ?? "step";
   let best = "";
   while (!meter.exhausted()) {
     const leaf = select(tree, cPuct, maxDepth);
@@ -138,13 +139,13 @@ export async function mcts(question: string, options: MctsOptions): Promise<Sear
     backpropagate(tree, leaf, value, options.backup ?? "min");
     meter.simulations++;
     options.onEvent?.({ type: "simulation", count: meter.simulations });
-    const path = choosePath(tree, options.choose ?? "step").map((n) => n.id).join();
+    const path = choosePath(tree, choose).map((n) => n.id).join();
     if (path !== best) {
       best = path;
       options.onEvent?.({ type: "best", path: path.split(",").map(Number) });
     }
   }
-  return finish(tree, meter, options.choose ?? "step");
+  return finish(tree, meter, choose);
 }
 
 /** Descend by PUCT to a node that is not expanded yet; undefined when nothing is left. */
@@ -188,7 +189,7 @@ async function expand(ctx: Ctx, leaf: TreeNode): Promise<TreeNode[]> {
   });
   ctx.meter.tokens += proposals.reduce((s, p) => s + p.tokens, 0);
   const { unique, priors } = options.mergeDuplicates === false
-    ? { unique: proposals, priors: null }
+    ? { unique: proposals, priors: undefined }
     : mergeDuplicates(proposals);
   const scored = await scoreEach(
     options.reward,
@@ -197,8 +198,7 @@ async function expand(ctx: Ctx, leaf: TreeNode): Promise<TreeNode[]> {
     options.signal,
   );
   const rewards = scored.map((s) => s.at(-1)!);
-  const kids = tree.expand(leaf, unique.map((p, i) => ({ ...p, reward: rewards[i] })));
-  if (priors) kids.forEach((c, i) => c.prior = priors[i]);
+  const kids = tree.expand(leaf, unique.map((p, i) => ({ ...p, reward: rewards[i] })), priors);
   const pruned = prune(kids, options.pruneBelow ?? 0, options.pruneGap ?? 1);
   options.onEvent?.({ type: "expand", parent: leaf.id, children: kids });
   if (pruned.length) {

@@ -41,17 +41,18 @@ export class StepTree {
   }
 
   /**
-   * Add children proposed for `parent`, with priors normalized over the siblings.
+   * Add children proposed for `parent`, with priors normalized over the siblings unless given.
    *
    * @param parent The node expanded.
    * @param proposals The candidate steps and their rewards.
+   * @param priors The children's priors (default {@linkcode normalizedPriors} of `proposals`).
    * @returns The new nodes.
    */
   expand(
     parent: TreeNode,
     proposals: readonly (Proposal & { reward: number })[],
+    priors: readonly number[] = normalizedPriors(proposals),
   ): TreeNode[] {
-    const priors = normalizedPriors(proposals);
     return proposals.map((p, i) => {
       const node: TreeNode = {
         id: this.nodes.length,
