@@ -35,7 +35,12 @@ async function exists(path: string): Promise<boolean> {
  */
 export async function ensureBenchModel(): Promise<string> {
   const files = [BENCH_MODEL_ONNX, BENCH_MODEL_DATA, `${BENCH_MODEL_DIR}/tokenizer.json`];
-  if ((await Promise.all(files.map(exists))).every(Boolean)) return BENCH_MODEL_DIR;
+  if ((await Promise.all(files.map(exists))).every(Boolean)) {
+    if (await builtAttention() === BENCH_ATTENTION) return BENCH_MODEL_DIR;
+    progress(
+      `bench model in ${BENCH_MODEL_DIR} was exported with another attention layout: rebuilding`,
+    );
+  }
   const script = fileURLToPath(new URL("../scripts/build_bench_model.py", import.meta.url));
   progress(
     `bench model missing: building ${BENCH_MODEL_DIR} with ${script} (about 3 minutes, 7 GB RAM)`,
@@ -51,6 +56,22 @@ export async function ensureBenchModel(): Promise<string> {
     throw new Error(`Cannot build the bench model: ${script} exited with code ${out.code}`);
   }
   return BENCH_MODEL_DIR;
+}
+
+/**
+ * The exporter's attention layout the bench model must have ("grouped": each KV head read
+ * once; models built before it repeated K and V per query head, and their batched steps
+ * cost twice as much). Matches BENCH_ATTENTION in scripts/build_bench_model.py.
+ */
+const BENCH_ATTENTION = "grouped";
+
+async function builtAttention(): Promise<string | undefined> {
+  try {
+    const info = JSON.parse(await Deno.readTextFile(`${BENCH_MODEL_DIR}/build_info.json`));
+    return typeof info.attention === "string" ? info.attention : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 /** Bytes of the weight file (what one decode step reads, see BENCHMARKS.md). */

@@ -65,6 +65,9 @@ def qwen25_05b_config(num_hidden_layers: int = 24) -> Qwen2Config:
     )
 
 
+BENCH_ATTENTION = "grouped"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", default=str(ROOT / ".bench" / "qwen2.5-0.5b-geometry"), help="output directory")
@@ -102,6 +105,10 @@ def main() -> None:
         "out": str(out),
         "parameters": n_params,
         "seed": args.seed,
+        # The exporter's attention layout: "grouped" reads each KV head once (model.py); bench/
+        # rebuilds a model built before it (repeated K and V per query head), whose batched
+        # decode steps cost twice as much.
+        "attention": BENCH_ATTENTION,
         "num_hidden_layers": cfg.num_hidden_layers,
         "export_seconds": round(export_s, 1),
         "total_seconds": round(time.time() - start, 1),

@@ -179,11 +179,21 @@ class Attention(nn.Module):
         if past is not None:
             k = torch.cat((past[0], k), dim=2)
             v = torch.cat((past[1], v), dim=2)
+        # Grouped-query attention without copying the cache: the n_rep query heads that share a
+        # KV head are stacked as extra query rows ([b, kv_heads, n_rep * s, d]), so each KV head
+        # is read once by one matrix product. Repeating K and V per query head (repeat_kv, as
+        # transformers does) materializes n_rep copies of the whole cache at every step: with
+        # Qwen2.5-0.5B's 7 query heads per KV head and six children of a 512-token prefix, those
+        # copies and the 84 small products took a third of a decode step (BENCHMARKS.md).
         n_rep = self.num_heads // self.num_kv_heads
-        scores = torch.matmul(q, repeat_kv(k, n_rep).transpose(2, 3)) / math.sqrt(self.head_dim)
-        scores = torch.where(mask, scores, torch.tensor(mask_value, dtype=scores.dtype))
+        kvh, d = self.num_kv_heads, self.head_dim
+        qg = q.reshape(b, kvh, n_rep * s, d)
+        scores = torch.matmul(qg, k.transpose(2, 3)) / math.sqrt(d)
+        scores = scores.view(b, kvh, n_rep, s, -1)
+        scores = torch.where(mask[:, :, None], scores, torch.tensor(mask_value, dtype=scores.dtype))
         probs = torch.softmax(scores.to(torch.float32), dim=-1).to(q.dtype)
-        out = torch.matmul(probs, repeat_kv(v, n_rep)).transpose(1, 2).reshape(b, s, -1)
+        out = torch.matmul(probs.view(b, kvh, n_rep * s, -1), v)
+        out = out.view(b, self.num_heads, s, d).transpose(1, 2).reshape(b, s, -1)
         return self.o_proj(out), (k, v)
 
 
