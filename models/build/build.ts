@@ -26,6 +26,9 @@
  *   [--plain-rewards] [--backbone-steps N] [--reward-extra-layers N] [--reward-dense]
  *   [--sft-steps N] [--greedy-problems N] [--threads N] [--device cpu|cuda]
  *
+ * --device cuda trains the policy, the reward backbone, the reward models and the self-trained
+ * policies on a GPU where one is lent; nothing in the product needs one.
+ *
  * @module
  */
 import { parseArgs } from "node:util";
@@ -249,7 +252,7 @@ if (!plain) {
       ...["--data", `${work}/backbone2_data.jsonl`, "--init", `${out}/policy`],
       ...["--out", `${work}/backbone2`, "--beta", "0", "--steps", a["backbone-steps"]!],
       ...["--batch", "16", "--lr", "1e-3", "--warmup", "20", "--schedule", "cosine"],
-      ...["--log-every", "50", "--resume", "--threads", a.threads!],
+      ...["--log-every", "50", "--resume", "--threads", a.threads!, "--device", a.device!],
     ]);
   });
 }
@@ -329,6 +332,8 @@ await Promise.all(
           "--resume",
           "--threads",
           "1",
+          "--device",
+          a.device!,
         ]);
         await Deno.writeTextFile(
           `${work}/reward-${name}.json`,
@@ -372,6 +377,8 @@ await Promise.all(BETAS.map((beta) =>
         "--resume",
         "--threads",
         "1",
+        "--device",
+        a.device!,
       ]),
   )
 ));

@@ -235,6 +235,18 @@ Deno.test("train_reward --likelihood-features with a marker the data lacks: a cl
   });
 });
 
+Deno.test("the trainers reject an unknown --device with one line that names it and what to use", async () => {
+  await withTempDir(async (out) => {
+    await assert.rejects(
+      trainer("train_reward", [
+        ...["--data", testdataPath("trainer/reward_paper_binary.jsonl"), "--format", "paper"],
+        ...["--init", testdataPath("models/decoder-fp32"), "--out", out, "--steps", "1"],
+        ...["--device", "tpu"],
+      ]),
+      /Cannot train on device 'tpu': use cpu or cuda/,
+    );
+  });
+});
 Deno.test("train_reward with a 1-label BCE head exports a sigmoid: scores strictly inside (0, 1)", async () => {
   await withTempDir(async (out) => {
     await trainer("train_reward", [

@@ -120,6 +120,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--stop-after", type=int, default=0, help="stop (with a checkpoint) after N steps of this run")
     p.add_argument("--resume", action="store_true", help="continue from OUT/ckpt.pt")
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--device", default="cpu", help="cpu, or cuda where a GPU is lent (never required)")
     args = p.parse_args(argv)
     if args.head == "sequence-classification":
         if args.labels is None:
@@ -273,6 +274,7 @@ def main(argv: list[str] | None = None) -> int:
         out=args.out, steps=args.steps, batch=args.batch, lr=args.lr, seed=args.seed,
         weight_decay=args.weight_decay, warmup=args.warmup, schedule=args.schedule, grad_clip=args.grad_clip,
         save_every=args.save_every, log_every=args.log_every, stop_after=args.stop_after, resume=args.resume,
+        device=args.device,
     )
     run_args = {"kind": "reward", "head": args.head, "labels": args.labels, "loss": args.loss,
                 "data_digest": file_digest(args.data)}

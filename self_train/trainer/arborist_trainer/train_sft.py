@@ -73,6 +73,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--stop-after", type=int, default=0)
     p.add_argument("--resume", action="store_true")
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--device", default="cpu", help="cpu, or cuda where a GPU is lent (never required)")
     args = p.parse_args(argv)
     if args.beta < 0:
         p.error(f"--beta must be >= 0: current value is {args.beta}")
@@ -117,6 +118,7 @@ def main(argv: list[str] | None = None) -> int:
         out=args.out, steps=args.steps, batch=args.batch, lr=args.lr, seed=args.seed,
         weight_decay=args.weight_decay, warmup=args.warmup, schedule=args.schedule, grad_clip=args.grad_clip,
         save_every=args.save_every, log_every=args.log_every, stop_after=args.stop_after, resume=args.resume,
+        device=args.device,
     )
     run_args = {"kind": "sft", "beta": args.beta, "kl_form": args.kl_form, "kl_support": args.kl_support,
                 "data_digest": file_digest(args.data)}

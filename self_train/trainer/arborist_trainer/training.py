@@ -58,6 +58,7 @@ class LoopConfig:
     log_every: int = 0  # 0: about 20 lines per run
     stop_after: int = 0  # 0: run to `steps`; n: stop (with a checkpoint) after n steps of this run
     resume: bool = False
+    device: str = "cpu"  # "cuda" where a GPU is lent (never required); the model ends on the CPU
 
     def check(self) -> None:
         """Raise ValueError on bad values."""
@@ -69,6 +70,10 @@ class LoopConfig:
             raise ValueError(f"Cannot train as 'lr' must be positive: current value is {self.lr}")
         if self.schedule not in ("constant", "cosine"):
             raise ValueError(f"Cannot use schedule {self.schedule!r}: use constant or cosine")
+        if self.device != "cpu" and not self.device.startswith("cuda"):
+            raise ValueError(f"Cannot train on device {self.device!r}: use cpu or cuda (cuda:N)")
+        if self.device.startswith("cuda") and not torch.cuda.is_available():
+            raise ValueError(f"Cannot train on device {self.device!r}: no CUDA device is visible here; use cpu")
 
     def lr_at(self, step: int) -> float:
         """Learning rate of the optimizer step that makes `step` + 1 steps."""
@@ -150,6 +155,7 @@ def train(
     `tokens` in them counts toward tokens/s (else the batch's attention mask does)."""
     cfg.check()
     ckpt_path = cfg.out / CKPT_NAME
+    model.to(cfg.device)
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     step, losses, tokens, seconds = 0, [], 0.0, 0.0
@@ -179,6 +185,8 @@ def train(
     try:
         while step < cfg.steps:
             batch = collate([examples[i] for i in batch_indices(step, cfg.batch, len(examples), cfg.seed)])
+            if cfg.device != "cpu":
+                batch = {k: v.to(cfg.device, non_blocking=True) for k, v in batch.items()}
             for group in optimizer.param_groups:
                 group["lr"] = cfg.lr_at(step)
             loss, metrics = step_loss(model, batch)
@@ -216,6 +224,7 @@ def train(
             signal.signal(s, h)
     run_seconds = time.time() - t0
     model.eval()
+    model.to("cpu")  # the callers export and digest on the CPU
     return _summary(losses, metrics_log, step, cfg, run_seconds, run_tokens, seconds + run_seconds, model,
                     stop.signum)
 
