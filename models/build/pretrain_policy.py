@@ -30,6 +30,7 @@ import torch.nn.functional as F  # noqa: E402
 from arborist_trainer.export import export_decoder, save_model  # noqa: E402
 from arborist_trainer.model import Qwen2Config, Qwen2ForCausalLM, init_weights  # noqa: E402
 from arborist_trainer.tokenizer import Tokenizer, learn_merges, write_json  # noqa: E402
+from arborist_trainer.weights import load_trusted  # noqa: E402
 
 
 def parse_args() -> argparse.Namespace:
@@ -206,7 +207,7 @@ def main() -> None:
     ckpt = work / "ckpt.pt"
     step, epoch, seen_tokens, trained_s = 0, 0, 0, 0.0
     if ckpt.exists():
-        state = torch.load(ckpt, map_location=a.device)
+        state = load_trusted(ckpt, map_location=a.device)
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["opt"])
         step, epoch, seen_tokens, trained_s = state["step"], state["epoch"], state["tokens"], state["seconds"]

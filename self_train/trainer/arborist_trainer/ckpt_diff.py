@@ -12,10 +12,12 @@ import sys
 
 import torch
 
+from .weights import load_trusted
+
 
 def load_state(path: str) -> dict[str, torch.Tensor]:
     """The model state dict of a checkpoint or of a plain state-dict file."""
-    obj = torch.load(path, map_location="cpu")
+    obj = load_trusted(path)
     return obj["model"] if isinstance(obj, dict) and isinstance(obj.get("model"), dict) else obj
 
 

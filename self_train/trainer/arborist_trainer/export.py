@@ -21,6 +21,7 @@ wrapper's training flag onto its children afterwards).
 from __future__ import annotations
 
 import hashlib
+import inspect
 import tempfile
 from pathlib import Path
 
@@ -180,6 +181,12 @@ def _is_token_classifier(model: nn.Module) -> bool:
     return type(model).__name__ == "Qwen2ForTokenClassification"
 
 
+# PyTorch >= 2.9 exports through torch.export (dynamo) by default, which rejects these
+# dynamic_axes on the decoder and writes another graph (opset 18) for the classifier: ask for the
+# TorchScript exporter this module's graph surgery is written for (older versions lack the flag).
+_TORCHSCRIPT_EXPORTER = {"dynamo": False} if "dynamo" in inspect.signature(torch.onnx.export).parameters else {}
+
+
 def _export(
     wrapper: nn.Module,
     args: tuple,
@@ -199,6 +206,7 @@ def _export(
             dynamic_axes=dynamic_axes,
             opset_version=OPSET,
             do_constant_folding=True,
+            **_TORCHSCRIPT_EXPORTER,
         )
         model = onnx.load(str(path), load_external_data=True)
     model.producer_name = "arborist_trainer"

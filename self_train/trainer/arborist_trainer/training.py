@@ -28,7 +28,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .weights import log
+from .weights import load_trusted, log
 
 CKPT_NAME = "ckpt.pt"
 CKPT_VERSION = 1
@@ -161,7 +161,7 @@ def train(
     step, losses, tokens, seconds = 0, [], 0.0, 0.0
     metrics_log: list[dict[str, float]] = []
     if cfg.resume and ckpt_path.is_file():
-        ck = torch.load(str(ckpt_path), map_location="cpu")
+        ck = load_trusted(ckpt_path)
         _check_resume(ck, args, cfg)
         model.load_state_dict(ck["model"])
         optimizer.load_state_dict(ck["optimizer"])

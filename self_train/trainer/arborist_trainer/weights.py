@@ -258,8 +258,15 @@ def _tensor_bytes(t: onnx.TensorProto) -> int:
     return n * (2 if t.data_type == onnx.TensorProto.FLOAT16 else 4)
 
 
+def load_trusted(path: Path | str, map_location: str | torch.device = "cpu") -> object:
+    """torch.load of a file this project wrote or the user gave as weights: checkpoints hold the
+    Python, NumPy and torch RNG states, which PyTorch >= 2.6 refuses to unpickle by default
+    (weights_only=True). Load only files you trust, as with any pickle."""
+    return torch.load(str(path), map_location=map_location, weights_only=False)
+
+
 def _torch_state(path: Path) -> dict[str, torch.Tensor]:
-    obj = torch.load(str(path), map_location="cpu")
+    obj = load_trusted(path)
     return obj["model"] if isinstance(obj, dict) and "model" in obj and isinstance(obj["model"], dict) else obj
 
 
