@@ -108,11 +108,13 @@ const COMMANDS: Record<string, Command> = {
   agent: {
     summary: "solve a problem set with reward-guided search, store every tree, grade the answers",
     usage:
-      "agent [--problems FILE|synthetic:N] [--format gsm8k|math|processbench|prm800k|auto] [--strategy mcts|greedy|best-of-n|step-greedy|beam] [--n N] [--k K] [--c-puct C] [--choose step|mean|visits|reward] [--max-depth D] [--simulations S] [--max-tokens T] [--seconds S] [--aggregation min|last|product|mean] [--limit N] [--strict] [--policy DIR|URL] [--reward DIR|URL] [--orm DIR|URL] [--head H] [--format-reward F] [--db URL] [--run-id ID] [--shard i/n] [--concurrency N] [--seed S] [--threads N] [--json]",
+      "agent [--problems FILE|synthetic:N] [--format gsm8k|math|processbench|prm800k|auto] [--strategy mcts|greedy|best-of-n|step-greedy|beam] [--n N] [--k K] [--c-puct C] [--choose step|mean|visits|reward] [--max-depth D] [--simulations S] [--max-tokens T] [--seconds S] [--aggregation min|last|product|mean] [--temperature T] [--max-step-tokens T] [--limit N] [--strict] [--policy DIR|URL] [--reward DIR|URL] [--orm DIR|URL] [--head H] [--format-reward F] [--db URL] [--run-id ID] [--shard i/n] [--concurrency N] [--seed S] [--threads N] [--json]\n  --temperature: sampling temperature of the proposed steps (default 1; the bundled default run and eval use 0.7)\n  --max-step-tokens: the longest step the policy may write (default 160; the bundled models were trained on steps of at most 48)\n  a resumed run (same --run-id) must keep its settings: a changed one is an error that names it",
     options: {
       problems: { type: "string" },
       format: { type: "string" },
       strategy: { type: "string" },
+      temperature: { type: "string" },
+      "max-step-tokens": { type: "string" },
       n: { type: "string" },
       k: { type: "string" },
       "c-puct": { type: "string" },
@@ -430,6 +432,8 @@ async function runAgentCommand(values: Record<string, unknown>): Promise<void> {
     ms: values.seconds === undefined ? undefined : num(values, "seconds", { min: 0 })! * 1000,
   };
   const seed = num(values, "seed", { integer: true }) ?? 0;
+  const maxStepTokens = num(values, "max-step-tokens", { integer: true, min: 1 });
+  const temperature = num(values, "temperature", { min: 0 });
   const problems = await problemsFrom(values);
   const dbUrl = (values.db as string | undefined) ?? "data/arborist.db";
   const store = await openStore(dbUrl, {
@@ -460,6 +464,8 @@ async function runAgentCommand(values: Record<string, unknown>): Promise<void> {
       maxDepth: num(values, "max-depth", { integer: true, min: 1 }),
       budget: Object.values(budget).some((v) => v !== undefined) ? budget : undefined,
       aggregation,
+      temperature,
+      steps: maxStepTokens === undefined ? undefined : { maxStepTokens },
       seed,
       shard: shard ? { index: shard.index, count: shard.count } : undefined,
       concurrency: num(values, "concurrency", { integer: true, min: 1 }),

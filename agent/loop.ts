@@ -360,6 +360,8 @@ function configOf(o: RunAgentOptions): Record<string, unknown> {
     budget: o.budget ?? null,
     aggregation: o.aggregation ?? "min",
     temperature: o.temperature ?? null,
+    // Only when set, so that runs stored before the flag existed still resume.
+    ...(o.steps?.maxStepTokens === undefined ? {} : { maxStepTokens: o.steps.maxStepTokens }),
   };
 }
 

@@ -140,6 +140,44 @@ Deno.test("agent --json prints the run summary; a killed run resumes without red
   }
 });
 
+Deno.test("agent --temperature and --max-step-tokens are run settings: checked, stored, kept on resume", async () => {
+  const bad = await cli([
+    "agent",
+    "--problems",
+    "synthetic:1",
+    "--policy",
+    POLICY,
+    "--temperature=-1",
+  ]);
+  assert.equal(bad.code, 2);
+  assert.match(bad.stderr, /--temperature must be a number >= 0: got '-1'/);
+  const dir = await Deno.makeTempDir();
+  try {
+    const args = (t: string) => [
+      ...["agent", "--problems", "synthetic:2", "--strategy", "step-greedy", "--n", "2"],
+      ...["--policy", POLICY, "--reward", REWARD, "--db", `${dir}/runs.db`, "--run-id", "t"],
+      ...["--temperature", t, "--max-step-tokens", "8", "--threads", "1", "--json"],
+    ];
+    const r = await cli(args("0.5"));
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(JSON.parse(r.stdout).problems, 2);
+    const { openStore } = await import("../store/mod.ts");
+    const store = await openStore(`${dir}/runs.db`);
+    try {
+      const run = await store.getRun("t");
+      assert.equal(run?.config.temperature, 0.5);
+      assert.equal(run?.config.maxStepTokens, 8);
+    } finally {
+      await store.close();
+    }
+    const again = await cli(args("0.9"));
+    assert.notEqual(again.code, 0);
+    assert.match(again.stderr, /temperature is 0.5 in the store, 0.9 now/);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
 Deno.test("grade scores predictions by problem id", async () => {
   const dir = await Deno.makeTempDir();
   try {
