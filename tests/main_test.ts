@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { fileURLToPath } from "node:url";
+import { openStore } from "../store/mod.ts";
 import { sharedDataPath, testdataPath } from "./_helpers.ts";
 
 const MAIN = fileURLToPath(new URL("../main.ts", import.meta.url));
@@ -161,7 +162,6 @@ Deno.test("agent --temperature and --max-step-tokens are run settings: checked, 
     const r = await cli(args("0.5"));
     assert.equal(r.code, 0, r.stderr);
     assert.equal(JSON.parse(r.stdout).problems, 2);
-    const { openStore } = await import("../store/mod.ts");
     const store = await openStore(`${dir}/runs.db`);
     try {
       const run = await store.getRun("t");

@@ -247,6 +247,7 @@ Deno.test("the trainers reject an unknown --device with one line that names it a
     );
   });
 });
+
 Deno.test("train_reward with a 1-label BCE head exports a sigmoid: scores strictly inside (0, 1)", async () => {
   await withTempDir(async (out) => {
     await trainer("train_reward", [

@@ -270,12 +270,7 @@ def main(argv: list[str] | None = None) -> int:
     log(f"data: {len(examples)} examples, {n_labels} labels, mean label "
         f"{sum(x for e in examples for x in e.labels) / n_labels:.3f}; init: "
         f"{args.init or 'random (--config)'}" + (f", drawn at random: {', '.join(fresh)}" if fresh else ""))
-    cfg = LoopConfig(
-        out=args.out, steps=args.steps, batch=args.batch, lr=args.lr, seed=args.seed,
-        weight_decay=args.weight_decay, warmup=args.warmup, schedule=args.schedule, grad_clip=args.grad_clip,
-        save_every=args.save_every, log_every=args.log_every, stop_after=args.stop_after, resume=args.resume,
-        device=args.device,
-    )
+    cfg = LoopConfig.from_args(args)
     run_args = {"kind": "reward", "head": args.head, "labels": args.labels, "loss": args.loss,
                 "data_digest": file_digest(args.data)}
     if args.dense or args.extra_layers:  # absent otherwise, so that older checkpoints resume

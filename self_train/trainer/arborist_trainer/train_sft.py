@@ -114,12 +114,7 @@ def main(argv: list[str] | None = None) -> int:
     log(f"data: {len(examples)} rows, {n_tok} completion tokens; beta {args.beta}, kl {args.kl_form} "
         f"over {args.kl_support}; init: {args.init or 'random (--config)'}"
         + (f", drawn at random: {', '.join(fresh)}" if fresh else ""))
-    cfg = LoopConfig(
-        out=args.out, steps=args.steps, batch=args.batch, lr=args.lr, seed=args.seed,
-        weight_decay=args.weight_decay, warmup=args.warmup, schedule=args.schedule, grad_clip=args.grad_clip,
-        save_every=args.save_every, log_every=args.log_every, stop_after=args.stop_after, resume=args.resume,
-        device=args.device,
-    )
+    cfg = LoopConfig.from_args(args)
     run_args = {"kind": "sft", "beta": args.beta, "kl_form": args.kl_form, "kl_support": args.kl_support,
                 "data_digest": file_digest(args.data)}
     summary = train(model, examples, lambda rows: sft_batch(rows, pad),

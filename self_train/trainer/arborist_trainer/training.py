@@ -20,7 +20,7 @@ import random
 import signal
 import sys
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Callable
 
@@ -59,6 +59,11 @@ class LoopConfig:
     stop_after: int = 0  # 0: run to `steps`; n: stop (with a checkpoint) after n steps of this run
     resume: bool = False
     device: str = "cpu"  # "cuda" where a GPU is lent (never required); the model ends on the CPU
+
+    @classmethod
+    def from_args(cls, args: object) -> LoopConfig:
+        """The loop settings of a trainer's parsed arguments (the fields of the same names)."""
+        return cls(**{f.name: getattr(args, f.name) for f in fields(cls)})
 
     def check(self) -> None:
         """Raise ValueError on bad values."""
