@@ -13,6 +13,14 @@ joined by a blank line (a quarter: the HRM's merged samples) and a whole solutio
 the ORM). Measured: a backbone taught single steps only gave its likelihood of a whole solution
 no meaning past the first step (best-of-16 by it 0.35 against greedy 0.64 on 80 problems).
 
+--good-steps-only (the third version, 2026-12-04): given data whose every mistake is corrected in
+the next step (make_data.ts --correction-rate 1), a wrong step is never a completion, only context
+before its correction. The reward heads read this model's likelihood of the current step, so what
+it learns to expect is what they reward: right steps, and a correction after a wrong one. Measured
+with 2,000 SFT steps instead of 400: the backbone's own argmax reproduces 97.5% of the gold steps of
+tuning problems inside the reward prompt (the second version's 94.8%: it put "18 + 1 = 29" above
+"= 19"), and step-greedy N = 16 on 300 tuning problems rose from PRM 238 / HRM 231 to 245 / 243.
+
 Usage: python3 backbone_data.py --data POLICY_DATA.jsonl --tokenizer DIR --out OUT.jsonl
           [--rows 20000] [--seed 0]
 """
@@ -28,6 +36,31 @@ from arborist_trainer.data import paper_prompt  # noqa: E402
 from arborist_trainer.tokenizer import load_tokenizer  # noqa: E402
 
 
+def is_wrong(steps: list[str], k: int) -> bool:
+    """Whether step k is a mistake the data marks: the next step corrects it."""
+    return k + 1 < len(steps) and steps[k + 1].startswith("Wait, ")
+
+
+def pick_span(steps: list[str], rng: random.Random, good_only: bool) -> tuple[int, int] | None:
+    """Steps [i, j) as the current step: one step (half), two (a quarter) or all (a quarter).
+
+    With good_only, a span holding a wrong step is drawn again (up to 8 times, then the row is
+    skipped), so that the backbone learns the likelihood of good steps only.
+    """
+    for _ in range(8 if good_only else 1):
+        i = rng.randrange(len(steps))
+        r = rng.random()
+        if r < 0.5:
+            j = i + 1
+        elif r < 0.75:
+            j = min(i + 2, len(steps))
+        else:
+            i, j = 0, len(steps)
+        if not good_only or not any(is_wrong(steps, k) for k in range(i, j)):
+            return i, j
+    return None
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data", required=True, type=Path, help="policy pre-training JSONL ({prompt, completion})")
@@ -35,6 +68,12 @@ def main() -> int:
     p.add_argument("--out", required=True, type=Path)
     p.add_argument("--rows", type=int, default=20000)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--good-steps-only",
+        action="store_true",
+        help="never make a wrong step a completion: a step followed by its correction ('Wait, ...') "
+        "stays in the previous steps only (use data whose every mistake is corrected)",
+    )
     args = p.parse_args()
     tok = load_tokenizer(args.tokenizer / "tokenizer.json")
     rng = random.Random(args.seed)
@@ -51,14 +90,10 @@ def main() -> int:
                 raise ValueError(f"{args.data}:{n}: expected a prompt 'Question: ...\\nAnswer:\\n', got {prompt[:40]!r}")
             question = prompt[len("Question: "):].split("\nAnswer:\n")[0]
             steps = row["completion"].split("\n\n")
-            i = rng.randrange(len(steps))
-            r = rng.random()
-            if r < 0.5:
-                j = i + 1
-            elif r < 0.75:
-                j = min(i + 2, len(steps))
-            else:
-                i, j = 0, len(steps)
+            span = pick_span(steps, rng, args.good_steps_only)
+            if span is None:
+                continue
+            i, j = span
             current = "\n\n".join(steps[i:j])
             text = paper_prompt(question, steps[:i], current)
             cut = len(text) - len(current) - (0 if i else 1)  # the first step's prompt ends with "\n"

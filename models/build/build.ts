@@ -23,7 +23,7 @@
  *
  * Usage: deno run -A models/build/build.ts [--work .build] [--out models] [--policy-steps 1200]
  *   [--policy-schedule 3600] [--policy-minutes M] [--tree-problems N] [--tree-simulations N] [--reward-steps N]
- *   [--plain-rewards] [--backbone-steps N] [--reward-extra-layers N] [--reward-dense]
+ *   [--plain-rewards] [--backbone-steps N] [--backbone-steps2 N] [--reward-extra-layers N] [--reward-dense]
  *   [--sft-steps N] [--greedy-problems N] [--threads N] [--device cpu|cuda]
  *
  * --device cuda trains the policy, the reward backbone, the reward models and the self-trained
@@ -62,7 +62,8 @@ const { values: a } = parseArgs({
     // The first recipe of the reward models (every weight of the policy fine-tuned on the
     // labels, no backbone, no likelihood features): models/README.md says why it was replaced.
     "plain-rewards": { type: "boolean", default: false },
-    "backbone-steps": { type: "string", default: "400" },
+    "backbone-steps": { type: "string", default: "2000" },
+    "backbone-steps2": { type: "string", default: "3000" },
     // Experiments on the reward models (off by default; models/README.md has what each measured).
     "reward-extra-layers": { type: "string", default: "0" },
     "reward-dense": { type: "boolean", default: false },
@@ -231,30 +232,64 @@ for (const kind of ["orm", "prm", "hnc"]) {
 }
 
 // The reward models' backbone: the policy, taught to read the paper's reward prompt (SFT on
-// training solutions with one step as the completion, inside that prompt). Without it the
+// training solutions with a span of steps as the completion, inside that prompt). Without it the
 // policy's arithmetic stays off in the reward prompt and the reward heads start blind
-// (models/build/backbone_data.py says what was measured). Not with --plain-rewards.
+// (models/build/backbone_data.py says what was measured). The third version (2026-12-04) learns
+// from good steps only (every mistake of its data corrected in the next step, wrong steps never a
+// completion) and trains longer, in two passes: the reward heads read its likelihood, so its
+// arithmetic is the reward models' (models/README.md, "A stronger backbone"). Not with
+// --plain-rewards.
 const plain = a["plain-rewards"]!;
+const BACKBONE = `${work}/backbone3`;
 if (!plain) {
-  await stage("reward backbone", () => exists(`${work}/backbone2/model.onnx`), async () => {
-    if (!await exists(`${work}/backbone2_data.jsonl`)) {
+  await stage("backbone data", () => exists(`${work}/backbone_src.jsonl`), () =>
+    sh([
+      Deno.execPath(),
+      "run",
+      "-A",
+      "models/build/make_data.ts",
+      ...["--out", `${work}/backbone_src.jsonl`, "--n", "60000", "--correction-rate", "1"],
+    ]));
+  const phases = [
+    {
+      dir: `${BACKBONE}a`,
+      init: `${out}/policy`,
+      rows: "40000",
+      seed: "0",
+      steps: a["backbone-steps"]!,
+      lr: "1e-3",
+    },
+    {
+      dir: BACKBONE,
+      init: `${BACKBONE}a`,
+      rows: "60000",
+      seed: "1",
+      steps: a["backbone-steps2"]!,
+      lr: "5e-4",
+    },
+  ];
+  for (const [i, ph] of phases.entries()) {
+    await stage(`reward backbone ${i + 1}`, () => exists(`${ph.dir}/model.onnx`), async () => {
+      const data = `${ph.dir}_data.jsonl`;
+      if (!await exists(data)) {
+        await sh([
+          "/usr/bin/python3",
+          "models/build/backbone_data.py",
+          ...["--data", `${work}/backbone_src.jsonl`, "--tokenizer", `${out}/policy`],
+          ...["--out", data, "--rows", ph.rows, "--seed", ph.seed, "--good-steps-only"],
+        ]);
+      }
       await sh([
         "/usr/bin/python3",
-        "models/build/backbone_data.py",
-        ...["--data", `${work}/policy_data.jsonl`, "--tokenizer", `${out}/policy`],
-        ...["--out", `${work}/backbone2_data.jsonl`, "--rows", "20000"],
+        "-m",
+        "arborist_trainer.train_sft",
+        ...["--data", data, "--init", ph.init],
+        ...["--out", ph.dir, "--beta", "0", "--steps", ph.steps],
+        ...["--batch", "16", "--lr", ph.lr, "--warmup", "20", "--schedule", "cosine"],
+        ...["--log-every", "50", "--resume", "--threads", a.threads!, "--device", a.device!],
       ]);
-    }
-    await sh([
-      "/usr/bin/python3",
-      "-m",
-      "arborist_trainer.train_sft",
-      ...["--data", `${work}/backbone2_data.jsonl`, "--init", `${out}/policy`],
-      ...["--out", `${work}/backbone2`, "--beta", "0", "--steps", a["backbone-steps"]!],
-      ...["--batch", "16", "--lr", "1e-3", "--warmup", "20", "--schedule", "cosine"],
-      ...["--log-every", "50", "--resume", "--threads", a.threads!, "--device", a.device!],
-    ]);
-  });
+    });
+  }
 }
 
 const REWARDS: [string, string, string[]][] = [
@@ -269,8 +304,9 @@ const REWARDS: [string, string, string[]][] = [
 // starts that model over).
 const recipe = {
   plain,
-  // 2: the backbone is taught whole solutions and step pairs as the current step too
-  backbone: plain ? 0 : 2,
+  // 2: the backbone is taught whole solutions and step pairs as the current step too;
+  // 3: and good steps only, for longer (two passes)
+  backbone: plain ? 0 : 3,
   extraLayers: Number(a["reward-extra-layers"]),
   dense: a["reward-dense"]!,
 };
@@ -310,7 +346,7 @@ await Promise.all(
           "--format",
           "paper",
           "--init",
-          plain ? `${out}/policy` : `${work}/backbone2`,
+          plain ? `${out}/policy` : BACKBONE,
           ...recipeFlags,
           "--head",
           "sequence-classification",
