@@ -24,7 +24,7 @@
  * Usage: deno run -A models/build/build.ts [--work .build] [--out models] [--policy-steps 1200]
  *   [--policy-schedule 3600] [--policy-minutes M] [--tree-problems N] [--tree-simulations N] [--reward-steps N]
  *   [--plain-rewards] [--backbone-steps N] [--backbone-steps2 N] [--reward-extra-layers N] [--reward-dense]
- *   [--sft-steps N] [--greedy-problems N] [--threads N] [--device cpu|cuda]
+ *   [--hrm-data hnc|hrm] [--sft-steps N] [--greedy-problems N] [--threads N] [--device cpu|cuda]
  *
  * --device cuda trains the policy, the reward backbone, the reward models and the self-trained
  * policies on a GPU where one is lent; nothing in the product needs one.
@@ -67,6 +67,7 @@ const { values: a } = parseArgs({
     // Experiments on the reward models (off by default; models/README.md has what each measured).
     "reward-extra-layers": { type: "string", default: "0" },
     "reward-dense": { type: "boolean", default: false },
+    "hrm-data": { type: "string", default: "hnc" },
     "sft-steps": { type: "string", default: "300" },
     "greedy-problems": { type: "string", default: "500" },
     threads: { type: "string", default: "2" },
@@ -74,6 +75,12 @@ const { values: a } = parseArgs({
   },
 });
 const work = `${ROOT}${a.work}`, out = `${ROOT}${a.out}`;
+// The HRM's data: "hnc" (default, the paper's recipe: PRM samples, merged-step samples, and the same
+// from HNC-compressed trees) or "hrm" (without HNC; models/README.md has what each measured).
+const hrmData = a["hrm-data"]!;
+if (hrmData !== "hnc" && hrmData !== "hrm") {
+  throw new Error(`--hrm-data: expected hnc or hrm, got '${hrmData}'`);
+}
 await Deno.mkdir(work, { recursive: true });
 const timings: [string, number, string][] = [];
 
@@ -227,7 +234,7 @@ function exportStage(kind: string, flags: string[]): Promise<void> {
     ]));
 }
 
-for (const kind of ["orm", "prm", "hnc"]) {
+for (const kind of ["orm", "prm", hrmData]) {
   await exportStage(kind, ["--format", "paper", "--seed", "1"]);
 }
 
@@ -295,7 +302,7 @@ if (!plain) {
 const REWARDS: [string, string, string[]][] = [
   ["orm", "orm", ["--labels", "2", "--loss", "ce"]],
   ["prm", "prm", ["--labels", "1", "--loss", "mse"]],
-  ["hrm", "hnc", ["--labels", "1", "--loss", "mse"]],
+  ["hrm", hrmData, ["--labels", "1", "--loss", "mse"]],
 ];
 // The three trainings run side by side, one thread each: these small models use one core
 // better than two (measured: three side by side at about 2.0k tokens/s each, 6k in all, against
@@ -320,21 +327,24 @@ const rewardRecord = async (name: string) =>
     steps?: number;
     recipe?: typeof recipe;
   };
+// The recipe of one model: the HRM's names its data when that is not the default.
+const recipeOf = (name: string) =>
+  name === "hrm" && hrmData !== "hnc" ? { ...recipe, hrmData } : recipe;
 // Records written before recipes were recorded are the plain recipe.
-const sameRecipe = (r: { recipe?: typeof recipe }) =>
+const sameRecipe = (name: string, r: { recipe?: object }) =>
   JSON.stringify(r.recipe ?? { plain: true, backbone: 0, extraLayers: 0, dense: false }) ===
-    JSON.stringify(recipe);
+    JSON.stringify(recipeOf(name));
 await Promise.all(
   REWARDS.map(([name, data, loss]) =>
     stage(
       `reward ${name}`,
       async () => {
         const r = await rewardRecord(name);
-        return await exists(`${out}/${name}/model.onnx`) && sameRecipe(r) &&
+        return await exists(`${out}/${name}/model.onnx`) && sameRecipe(name, r) &&
           (r.steps ?? 0) >= Number(a["reward-steps"]);
       },
       async () => {
-        if (!sameRecipe(await rewardRecord(name))) {
+        if (!sameRecipe(name, await rewardRecord(name))) {
           await Deno.remove(`${out}/${name}`, { recursive: true }).catch(() => {});
         }
         await sh([
@@ -373,7 +383,7 @@ await Promise.all(
         ]);
         await Deno.writeTextFile(
           `${work}/reward-${name}.json`,
-          JSON.stringify({ steps: Number(a["reward-steps"]), recipe }) + "\n",
+          JSON.stringify({ steps: Number(a["reward-steps"]), recipe: recipeOf(name) }) + "\n",
         );
       },
     )
