@@ -19,7 +19,10 @@ before its correction. The reward heads read this model's likelihood of the curr
 it learns to expect is what they reward: right steps, and a correction after a wrong one. Measured
 with 2,000 SFT steps instead of 400: the backbone's own argmax reproduces 97.5% of the gold steps of
 tuning problems inside the reward prompt (the second version's 94.8%: it put "18 + 1 = 29" above
-"= 19"), and step-greedy N = 16 on 300 tuning problems rose from PRM 238 / HRM 231 to 245 / 243.
+"= 19"), and step-greedy N = 16 on 300 tuning problems rose from PRM 238 / HRM 231 to 245 / 243;
+with 3,000 more steps on fresh spans (build.ts's second pass, the committed backbone) 99.1% and
+252 / 249. The flag relies on the "Wait, " marker: a mistake left uncorrected in the data is not
+recognised and can still become a completion.
 
 Usage: python3 backbone_data.py --data POLICY_DATA.jsonl --tokenizer DIR --out OUT.jsonl
           [--rows 20000] [--seed 0]
