@@ -3,12 +3,12 @@
  * Float64Array (one thread), and onnxruntime's ReduceSum over the same bytes as float32 on 1
  * and 2 intra-op threads (the kernels the model's MatMuls live beside).
  *
- * The ReduceSum graph is encoded here by hand (a few protobuf fields), so no onnx tooling is
- * needed.
+ * The ReduceSum graph is encoded by hand (`_onnx.ts`), so no onnx tooling is needed.
  *
  * @module
  */
 import * as ort from "onnxruntime-node";
+import { bytes, floatValueInfo, num, str } from "./_onnx.ts";
 
 /** A buffer to read, touched once so that page faults are not timed. */
 export class ReadBuffer {
@@ -52,27 +52,6 @@ export function jsReadBandwidth(buf: ReadBuffer): number {
 
 // --- a minimal ONNX model: Y = ReduceSum(X, axes=[1], keepdims=0), X float32 [rows, cols] ---
 
-function varint(n: number): number[] {
-  const out: number[] = [];
-  while (n > 127) {
-    out.push((n & 127) | 128);
-    n = Math.floor(n / 128);
-  }
-  out.push(n);
-  return out;
-}
-const key = (field: number, wire: number) => varint(field * 8 + wire);
-const num = (field: number, v: number) => [...key(field, 0), ...varint(v)];
-const bytes = (field: number, b: number[]) => [...key(field, 2), ...varint(b.length), ...b];
-const str = (field: number, s: string) => bytes(field, [...new TextEncoder().encode(s)]);
-
-function floatInput(name: string, dims: (number | string)[]): number[] {
-  const dim = (d: number | string) => bytes(1, typeof d === "number" ? num(1, d) : str(2, d));
-  const shape = dims.flatMap(dim);
-  const tensorType = [...num(1, 1), ...bytes(2, shape)]; // elem_type FLOAT, shape
-  return [...str(1, name), ...bytes(2, bytes(1, tensorType))];
-}
-
 /** The serialized ModelProto (opset 11, where ReduceSum takes axes as an attribute). */
 export function reduceSumModel(): Uint8Array {
   const axes = [...str(1, "axes"), ...num(8, 1), ...num(20, 7)]; // ints [1], type INTS
@@ -87,8 +66,8 @@ export function reduceSumModel(): Uint8Array {
   const graph = [
     ...bytes(1, node),
     ...str(2, "read_bandwidth"),
-    ...bytes(11, floatInput("X", ["rows", "cols"])),
-    ...bytes(12, floatInput("Y", ["rows"])),
+    ...bytes(11, floatValueInfo("X", ["rows", "cols"])),
+    ...bytes(12, floatValueInfo("Y", ["rows"])),
   ];
   const model = [...num(1, 7), ...bytes(7, graph), ...bytes(8, [...str(1, ""), ...num(2, 11)])];
   return Uint8Array.from(model);

@@ -21,6 +21,7 @@ import {
 import { OnnxReward, type RewardLoadOptions } from "../reward/mod.ts";
 import { jsReadBandwidth, openReduceSum, ortReadBandwidth, ReadBuffer } from "./_bandwidth.ts";
 import { BareDecoder } from "./_bare.ts";
+import { benchMatmulRows, type MatmulRowsResult } from "./_matmul.ts";
 import { BENCH_MODEL_ONNX, ensureBenchModel, weightBytes } from "./_model.ts";
 import { alternate, median, progress, since } from "./_stats.ts";
 import { textOfTokens, trajectory } from "./_text.ts";
@@ -280,6 +281,8 @@ export interface SiblingsResult {
   tokens: { batched: number; independent: number };
   /** Raw seconds. */
   raw: Record<string, number[]>;
+  /** The weight products alone on 1 and k rows (what batching costs in the kernels). */
+  matmul: MatmulRowsResult;
 }
 
 /**
@@ -288,7 +291,9 @@ export interface SiblingsResult {
  *
  * A cold run is `cache.clear()`, then `prefill(prompt)`, then `generate(prompt)`: exactly the
  * work of `generate()` on a cold cache (it calls prefill first), timed in two parts so that
- * the warm figure (prefix cached: the generate part alone) comes from the same run.
+ * the warm figure (prefix cached: the generate part alone) comes from the same run. Then the
+ * weight products of a few layers alone, on 1 and k rows ({@linkcode benchMatmulRows}): the
+ * least a batch-k step can cost in batch-1 steps here, hence the most siblings can gain.
  *
  * @param options Lengths and rounds.
  * @returns Medians.
@@ -340,6 +345,7 @@ export async function benchSiblings(options: SiblingsOptions = {}): Promise<Sibl
     );
     raw["batched warm (s)"] = warm.batched;
     raw["independent warm (s)"] = warm.independent;
+    const matmul = await benchMatmulRows({ k, reps: Math.max(3, reps), threads: THREADS });
     return {
       prefixTokens: policy.tokenizer.encode(prompt).length,
       k,
@@ -355,6 +361,7 @@ export async function benchSiblings(options: SiblingsOptions = {}): Promise<Sibl
         independent: alone.reduce((s, g) => s + g.ids.length, 0),
       },
       raw,
+      matmul,
     };
   } finally {
     await policy.close();

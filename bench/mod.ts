@@ -187,6 +187,25 @@ function decodeTable(d: DecodeResult): string {
   return table(`Decode, batch 1, greedy, fp32, ${THREADS} threads (${d.reps} rounds)`, rows);
 }
 
+/**
+ * The weight products alone on k rows vs 1, and the cold ratio a batch-k step costing only that
+ * much more would give: k (P + S t1) / (P + S t1 r), P the prefill, S the decode steps, t1 a
+ * batch-1 step, r the products' ratio.
+ */
+function matmulRow(s: SiblingsResult, prefill: number, b1Ms: number, steps: number): Row {
+  const m = s.matmul, r = m.batchMs / m.oneMs, t1 = b1Ms / 1000;
+  const bound = s.k * (prefill + steps * t1) / (prefill + steps * t1 * r);
+  return {
+    measure: `weight products of 3 layers alone (${
+      fmt(m.weightBytes / 1e6)
+    } MB fp32): ${s.k} rows / 1 row`,
+    value: `${fmt(m.batchMs)} / ${fmt(m.oneMs)} ms`,
+    note: `${r.toFixed(2)}: a batch-${s.k} step costing only this would give ${
+      bound.toFixed(2)
+    } x cold; ranges ${spread(m.raw[`${s.k} rows (ms)`])} / ${spread(m.raw["1 row (ms)"])} ms`,
+  };
+}
+
 function siblingsTable(s: SiblingsResult): string {
   const cold = s.independentCold / s.batchedCold, warm = s.independentWarm / s.batchedWarm;
   const r = s.raw;
@@ -231,6 +250,7 @@ function siblingsTable(s: SiblingsResult): string {
         (b6 / b1).toFixed(2)
       } batch-1 steps; prefill of the prefix ~${fmt(prefill)} s`,
     },
+    matmulRow(s, prefill, b1, steps),
     pressureRow(r),
   ];
   return table(
