@@ -290,10 +290,13 @@ export async function runAgent(
 ): Promise<RunReport> {
   const { store, models, strategy } = options;
   const seed = options.seed ?? 0;
+  // A run stored before the problem count was recorded resumes as it was stored.
+  const prior = await store.getRun(options.runId);
+  const legacy = prior !== undefined && !("problems" in prior.config);
   await store.getOrCreateRun({
     id: options.runId,
     strategy,
-    config: configOf(options),
+    config: configOf(options, legacy ? undefined : problems.length),
     seed,
     policyId: models.policy.id,
     rewardId: models.reward?.id ?? models.orm?.id ?? null,
@@ -352,8 +355,18 @@ export async function runAgent(
   };
 }
 
-function configOf(o: RunAgentOptions): Record<string, unknown> {
+/**
+ * The run's settings, compared on resume. `problems` is the size of the whole problem set
+ * (every shard sees the same), so a resume with more or fewer problems is refused; `orm` is
+ * there when both a reward model and an ORM are given (the run's reward id names the step
+ * reward model then; with the ORM alone it names the ORM).
+ */
+function configOf(o: RunAgentOptions, problems: number | undefined): Record<string, unknown> {
   return {
+    ...(problems === undefined ? {} : {
+      problems,
+      ...(o.models.orm && o.models.reward ? { orm: o.models.orm.id } : {}),
+    }),
     n: o.n ?? null,
     k: o.k ?? null,
     maxDepth: o.maxDepth ?? 7,

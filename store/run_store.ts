@@ -6,6 +6,7 @@
  */
 import type { InStatement, InValue, ResultSet } from "@libsql/client";
 import { and, asc, count, desc, eq, gt, gte, inArray, sql, sum } from "drizzle-orm";
+import { resolve } from "node:path";
 import { z } from "zod";
 import {
   configDiff,
@@ -52,10 +53,12 @@ export interface RunStore {
    */
   createRun(run: NewRun): Promise<Run>;
   /**
-   * The run with this id when its strategy, config and seed match (to resume it), else a
-   * new one.
+   * The run with this id when its strategy, config, seed, policy, reward model and problem
+   * source match (to resume it), else a new one. A problem file given relative or absolute, with
+   * or without a trailing slash, is the same source; model ids (directory names) and URLs are
+   * compared without trailing slashes.
    *
-   * @throws {Error} When the stored run differs, saying what differs.
+   * @throws {Error} When the stored run differs, saying what differs (stored and given).
    */
   getOrCreateRun(run: NewRun): Promise<Run>;
   /** The run, or undefined. */
@@ -102,7 +105,7 @@ export interface RunStore {
   ): Promise<Trajectory[]>;
   /** Totals of a run. */
   runSummary(runId: string): Promise<RunSummary>;
-  /** Release the database. */
+  /** Release the database (a local file is checkpointed first: its `.db` then holds everything). */
   close(): Promise<void>;
 }
 
@@ -213,6 +216,9 @@ export class LibsqlRunStore implements RunStore {
       ...configDiff(stored.strategy, r.strategy, "strategy"),
       ...configDiff(stored.seed, r.seed, "seed"),
       ...configDiff(stored.config, r.config, "config"),
+      ...identityDiff(stored.policyId, r.policyId, "policy", "model"),
+      ...identityDiff(stored.rewardId, r.rewardId ?? null, "reward model", "model"),
+      ...identityDiff(stored.problemsSource, r.problemsSource, "problems", "source"),
     ];
     if (diffs.length > 0) {
       throw new Error(
@@ -430,10 +436,26 @@ export class LibsqlRunStore implements RunStore {
     };
   }
 
-  /** {@inheritDoc RunStore.close} */
-  close(): Promise<void> {
-    this.db.$client.close();
-    return Promise.resolve();
+  /**
+   * {@inheritDoc RunStore.close}
+   *
+   * A local file is first checkpointed (`PRAGMA wal_checkpoint(TRUNCATE)`), so that the `.db`
+   * file alone holds everything once the process exits. The checkpoint does not wait for other
+   * connections (shards of a run): while one reads or writes it does what it can, and the last
+   * store to close finishes it. It never fails the close; servers are only closed.
+   */
+  async close(): Promise<void> {
+    const client = this.db.$client;
+    if (client.closed) return;
+    if (client.protocol === "file") {
+      try {
+        await client.execute("PRAGMA busy_timeout=0");
+        await client.execute("PRAGMA wal_checkpoint(TRUNCATE)");
+      } catch {
+        // Another connection holds the database: its own close checkpoints later.
+      }
+    }
+    client.close();
   }
 
   /** Close the store (for `await using`). */
@@ -451,6 +473,31 @@ function rootMessage(e: unknown): string {
     err = err instanceof Error ? err.cause : undefined;
   }
   return parts.join(": ");
+}
+
+/**
+ * What identifies a model or a problem source: a URL without trailing slashes; a model id (the
+ * model directory's name) as it is; a problem file as a resolved path (so `data/p.jsonl`,
+ * `./data/p.jsonl` and its absolute path are one); a data set spec such as `synthetic:3` as it is.
+ */
+function identity(value: string | null, kind: "model" | "source"): string | null {
+  if (value === null) return null;
+  const v = value.trim();
+  if (/^[a-z][a-z0-9+.-]*:\/\//i.test(v)) return v.replace(/\/+$/, "");
+  if (kind === "model" || /^synthetic:/.test(v)) return v.replace(/\/+$/, "");
+  return resolve(v);
+}
+
+/** `name is <stored> in the store, <given> now` when the two differ as identities. */
+function identityDiff(
+  stored: string | null,
+  given: string | null,
+  name: string,
+  kind: "model" | "source",
+): string[] {
+  if (identity(stored, kind) === identity(given, kind)) return [];
+  const show = (v: string | null) => v === null ? "none" : JSON.stringify(v);
+  return [`${name} is ${show(stored)} in the store, ${show(given)} now`];
 }
 
 /** The problems row of a result. */

@@ -55,11 +55,11 @@ export interface NewRun {
   config: Record<string, unknown>;
   /** The run's seed (compared on resume). */
   seed: number;
-  /** Which policy model. */
+  /** Which policy model (compared on resume). */
   policyId: string;
-  /** Which reward model, if any. */
+  /** Which reward model, if any (compared on resume). */
   rewardId?: string | null;
-  /** Where the problems came from (a file, a data set name). */
+  /** Where the problems came from: a file, a data set name (compared on resume). */
   problemsSource: string;
   /** Into how many shards the run is split, if it is. */
   shards?: number | null;

@@ -90,6 +90,96 @@ Deno.test("two shards of one run split the problems without overlap", async () =
   });
 });
 
+Deno.test("a resumed run with another policy, reward model, ORM or problem set is refused", async () => {
+  const ps = await problems(4);
+  await withModels(async (models) => {
+    const store = await openStore(":memory:");
+    try {
+      const base = {
+        runId: "g",
+        store,
+        models,
+        strategy: "greedy" as const,
+        source: "data/gsm8k.jsonl",
+        progress: false,
+        maxDepth: 2,
+        steps: { maxStepTokens: 6 },
+      };
+      await runAgent(ps.slice(0, 3), base);
+      const refused = async (change: object, what: RegExp) =>
+        await assert.rejects(runAgent(ps.slice(0, 3), { ...base, ...change }), (e: Error) => {
+          assert.match(e.message, /^Cannot resume run 'g': it was started with other settings/);
+          assert.match(e.message, what);
+          return true;
+        });
+      const other = (id: string) => ({ id }) as RewardModel;
+      await refused(
+        { models: { ...models, reward: other("prm") } },
+        /reward model is "reward-paper-2" in the store, "prm" now/,
+      );
+      await refused(
+        { models: { policy: { ...models.policy, id: "policy-selftrained" } } },
+        /policy is "decoder-fp32" in the store, "policy-selftrained" now/,
+      );
+      await refused(
+        { models: { ...models, orm: other("orm") } },
+        /config\.orm is absent in the store, "orm" now/,
+      );
+      await refused({ source: "data/other.jsonl" }, /problems is "data\/gsm8k.jsonl" in the store/);
+      await assert.rejects(
+        runAgent(ps, base),
+        /Cannot resume run 'g'.*config\.problems is 3 in the store, 4 now/,
+      );
+      // The same source spelled another way is the same run: nothing is redone.
+      const again = await runAgent(ps.slice(0, 3), { ...base, source: "./data//gsm8k.jsonl" });
+      assert.equal(again.solvedNow, 0);
+      assert.equal(again.skipped, 3);
+    } finally {
+      await store.close();
+    }
+  });
+});
+
+Deno.test("a run stored before the problem count was recorded still resumes", async () => {
+  const ps = await problems(2);
+  await withModels(async (models) => {
+    const store = await openStore(":memory:");
+    try {
+      await store.createRun({
+        id: "old",
+        strategy: "greedy",
+        config: {
+          n: null,
+          k: null,
+          maxDepth: 2,
+          budget: null,
+          aggregation: "min",
+          temperature: null,
+          maxStepTokens: 6,
+        },
+        seed: 0,
+        policyId: models.policy.id,
+        rewardId: models.reward.id,
+        problemsSource: "gsm8k",
+      });
+      const r = await runAgent(ps, {
+        runId: "old",
+        store,
+        models,
+        strategy: "greedy",
+        source: "gsm8k",
+        progress: false,
+        maxDepth: 2,
+        steps: { maxStepTokens: 6 },
+      });
+      assert.equal(r.solvedNow, 2);
+      assert.equal((await store.getRun("old"))?.status, "done");
+    } finally {
+      await store.close();
+    }
+  });
+});
+
 Deno.test("an abort stops the run cleanly: finished problems stay committed, status 'stopped'", async () => {
   const ps = await problems(6);
   await withModels(async (models) => {

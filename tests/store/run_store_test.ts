@@ -2,12 +2,13 @@ import assert from "node:assert/strict";
 import { count } from "drizzle-orm";
 import { fileURLToPath } from "node:url";
 import {
-  type LibsqlRunStore,
+  LibsqlRunStore,
   type NewRun,
   openStore,
   parseShard,
   schema,
   shardOf,
+  type StoreDb,
   type TreeNodeData,
 } from "../../store/mod.ts";
 import type { TreeNode } from "../../mcts/mod.ts";
@@ -117,6 +118,56 @@ function contract(name: string, make: () => Promise<Fixture>): void {
       },
     );
   });
+
+  t("getOrCreateRun() refuses another policy, reward model or problem source", async (store) => {
+    const cases: [Partial<NewRun>, RegExp][] = [
+      [
+        { policyId: "policy-selftrained" },
+        /policy is "tiny-policy" in the store, "policy-selftrained" now/,
+      ],
+      [{ rewardId: "tiny-hrm" }, /reward model is "tiny-prm" in the store, "tiny-hrm" now/],
+      [{ rewardId: null }, /reward model is "tiny-prm" in the store, none now/],
+      [
+        { problemsSource: "synthetic:5" },
+        /problems is "synthetic" in the store, "synthetic:5" now/,
+      ],
+    ];
+    for (const [change, what] of cases) {
+      await assert.rejects(store.getOrCreateRun({ ...RUN, ...change }), (e: Error) => {
+        assert.match(e.message, /^Cannot resume run 'r1': it was started with other settings/);
+        assert.match(e.message, what);
+        return true;
+      });
+    }
+  });
+
+  t(
+    "getOrCreateRun() takes a problem file given relative or absolute, and a model id with a slash, as the same",
+    async (store) => {
+      const same = {
+        policyId: "policy",
+        rewardId: "hrm/",
+        problemsSource: "data/p.jsonl",
+      };
+      await store.createRun({ ...RUN, id: "paths", ...same });
+      const again = await store.getOrCreateRun({
+        ...RUN,
+        id: "paths",
+        policyId: "policy/",
+        rewardId: "hrm",
+        problemsSource: `${Deno.cwd()}/data//p.jsonl`,
+      });
+      assert.equal(again.policyId, "policy");
+      await assert.rejects(
+        store.getOrCreateRun({ ...RUN, id: "paths", ...same, rewardId: "prm" }),
+        /reward model is "hrm\/" in the store, "prm" now/,
+      );
+      await assert.rejects(
+        store.getOrCreateRun({ ...RUN, id: "paths", ...same, problemsSource: "synthetic:3" }),
+        /problems is "data\/p.jsonl" in the store, "synthetic:3" now/,
+      );
+    },
+  );
 
   t("setRunStatus() changes the status and refuses unknown runs", async (store) => {
     await store.setRunStatus("r1", "done");
@@ -377,6 +428,92 @@ Deno.test("file: a reopened store keeps its data, through a file: URL too", asyn
   }
 });
 
+/** The size of a file, 0 when it is missing. */
+async function sizeOf(path: string): Promise<number> {
+  try {
+    return (await Deno.stat(path)).size;
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) return 0;
+    throw e;
+  }
+}
+
+Deno.test("file: after close() the .db file alone holds everything (the WAL is checkpointed)", async () => {
+  const fx = await tempFile();
+  const copy = await Deno.makeTempDir({ prefix: "arborist-store-copy-" });
+  try {
+    const a = await openStore(fx.url);
+    await a.createRun(RUN);
+    await a.saveProblemResult("r1", makeResult("p1", { size: 200 }));
+    await a.close();
+    await a.close(); // a second close is harmless
+    assert.equal(await sizeOf(`${fx.url}-wal`), 0, "the WAL was left with frames");
+    await Deno.copyFile(fx.url, `${copy}/alone.db`);
+    const b = await openStore(`${copy}/alone.db`);
+    try {
+      assert.equal((await b.getRun("r1"))?.policyId, "tiny-policy");
+      assert.deepEqual(await b.finishedProblemIds("r1"), new Set(["p1"]));
+      assert.deepStrictEqual((await b.getTrees("r1", "p1"))[0].nodes, makeTree(200));
+    } finally {
+      await b.close();
+    }
+  } finally {
+    await Deno.remove(copy, { recursive: true });
+    await fx.cleanup();
+  }
+});
+
+Deno.test("file: close() while another store reads does not fail or wait; the last close checkpoints", async () => {
+  const fx = await tempFile();
+  try {
+    const [a, b] = [await openStore(fx.url), await openStore(fx.url)];
+    await a.createRun(RUN);
+    await a.saveProblemResult("r1", makeResult("p1", { size: 50 }));
+    // b holds a read snapshot, so a's checkpoint cannot truncate the WAL.
+    const tx = await b.db.$client.transaction("read");
+    await tx.execute("SELECT count(*) FROM nodes");
+    const t0 = performance.now();
+    await a.close();
+    assert.ok(performance.now() - t0 < 2000, "close() waited for the reader");
+    await tx.commit();
+    await b.saveProblemResult("r1", makeResult("p2", { size: 50 }));
+    await b.close();
+    assert.equal(await sizeOf(`${fx.url}-wal`), 0);
+    const c = await openStore(fx.url);
+    try {
+      assert.deepEqual(await c.finishedProblemIds("r1"), new Set(["p1", "p2"]));
+    } finally {
+      await c.close();
+    }
+  } finally {
+    await fx.cleanup();
+  }
+});
+
+Deno.test("close() on a server only closes the client: no checkpoint is sent", async () => {
+  for (const protocol of ["http", "https", "ws", "wss"]) {
+    const sent: string[] = [];
+    let closed = false;
+    const client = {
+      protocol,
+      get closed() {
+        return closed;
+      },
+      execute: (sql: string) => {
+        sent.push(sql);
+        return Promise.resolve({ rows: [] });
+      },
+      close: () => {
+        closed = true;
+      },
+    };
+    const store = new LibsqlRunStore({ $client: client } as unknown as StoreDb);
+    await store.close();
+    assert.deepEqual(sent, [], protocol);
+    assert.ok(closed, protocol);
+  }
+});
+
 Deno.test("file: two stores opening a fresh database at once both migrate it", async () => {
   const fx = await tempFile();
   try {
@@ -474,23 +611,28 @@ Deno.test("file: two sharded writer processes fill one run without overlap", asy
   }
 });
 
-/** Read `committed <id>` lines from a writer until `n` arrived; then kill it. */
+/**
+ * Read `committed <id>` lines from a writer; `delayMs` after `n` arrived, kill it. Its output
+ * is read to the end (closing the pipe early would kill it with a broken pipe instead).
+ */
 async function killAfter(child: Deno.ChildProcess, n: number, delayMs: number): Promise<string[]> {
   const printed: string[] = [];
   let buffer = "";
+  let killing = false;
   for await (const chunk of child.stdout.pipeThrough(new TextDecoderStream())) {
     buffer += chunk;
     const lines = buffer.split("\n");
     buffer = lines.pop()!;
     for (const line of lines) printed.push(line.replace(/^committed /, ""));
-    if (printed.length >= n) break;
+    if (printed.length >= n && !killing) {
+      killing = true;
+      setTimeout(() => child.kill("SIGKILL"), delayMs);
+    }
   }
-  if (printed.length < n) {
+  if (!killing) {
     const { code } = await child.status;
     throw new Error(`The writer exited with code ${code} after ${printed.length} commits`);
   }
-  await new Promise((r) => setTimeout(r, delayMs));
-  child.kill("SIGKILL");
   assert.equal((await child.status).signal, "SIGKILL");
   return printed;
 }
