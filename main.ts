@@ -12,6 +12,7 @@ import {
   BUNDLED_SEED,
   defaultRun,
   defaultRunTable,
+  diagnoseProblemFile,
   type EvalStrategy,
   evalSvg,
   evalTable,
@@ -25,6 +26,7 @@ import {
   openReward,
   parseSyntheticSpec,
   type Problem,
+  ProblemError,
   type ProblemFormat,
   type ProblemHits,
   runAgent,
@@ -353,15 +355,55 @@ async function problemsFrom(values: Record<string, unknown>): Promise<Problem[]>
     const limit = num(values, "limit", { integer: true, min: 1 });
     return limit === undefined ? ps : ps.slice(0, limit);
   }
-  const format = oneOf(values, "format", FORMATS) ?? "auto";
-  const set = await loadProblems(spec, {
-    format: format as ProblemFormat | "auto",
-    strict: values.strict === true,
-    limit: num(values, "limit", { integer: true, min: 1 }),
-  });
-  for (const e of set.errors) console.error(`warning: ${e.message} (skipped)`);
-  if (set.problems.length === 0) throw new Error(`No problems could be read from ${spec}`);
-  return set.problems;
+  const format = (oneOf(values, "format", FORMATS) ?? "auto") as ProblemFormat | "auto";
+  const limit = num(values, "limit", { integer: true, min: 1 });
+  const cannot = (reason: string) => new Error(`Cannot read --problems ${spec}: ${reason}`);
+  const why = (e: unknown) =>
+    e instanceof Deno.errors.NotFound
+      ? "no such file"
+      : e instanceof Deno.errors.PermissionDenied
+      ? "permission denied"
+      : (e as Error).message;
+  let info;
+  try {
+    info = await Deno.stat(spec);
+  } catch (e) {
+    throw cannot(why(e));
+  }
+  if (info.isDirectory) throw cannot("it is a directory, not a file");
+  let set;
+  try {
+    set = await loadProblems(spec, { format, strict: values.strict === true, limit });
+  } catch (e) {
+    // a ProblemError (strict mode, repeated id) names the file and line already
+    throw e instanceof ProblemError ? e : cannot(why(e));
+  }
+  const shown = 5;
+  for (const e of set.errors.slice(0, shown)) console.error(`warning: ${e.message} (skipped)`);
+  if (set.errors.length > shown) {
+    console.error(
+      `warning: ... and ${set.errors.length - shown} more skipped records ` +
+        `(${set.errors.length} in all)`,
+    );
+  }
+  if (set.problems.length > 0) return set.problems;
+  if (set.errors.length === 0) throw cannot("it holds no records");
+  const all = `all ${set.errors.length} records were skipped`;
+  const d = await diagnoseProblemFile(spec, format).catch(() => undefined);
+  if (d?.cause === "format") {
+    throw cannot(
+      `${all}: none reads as ${d.format}, and they look like ${d.detected} ` +
+        `(wrong --format? try --format ${d.detected} or auto)`,
+    );
+  }
+  if (d?.cause === "document") {
+    throw cannot(
+      `${all}: it starts like one JSON document over several lines (not one record per ` +
+        `line, as JSON Lines needs) but does not parse as a whole: ${spec}:${d.line}: ` +
+        `${d.error}; is it cut short?`,
+    );
+  }
+  throw cannot(`${all} (see the warnings above)`);
 }
 
 async function modelsFrom(
@@ -726,7 +768,9 @@ async function runGrade(values: Record<string, unknown>): Promise<void> {
   } catch (e) {
     throw new Error(`Cannot read --predictions ${path}: ${(e as Error).message}`);
   }
-  let total = 0, correct = 0;
+  // problems without a gold answer (ProcessBench) are counted as ungraded, never as wrong
+  let total = 0, correct = 0, ungraded = 0;
+  const lineOf = new Map<string, number>(); // problem id -> line of its prediction
   text.split("\n").forEach((line, i) => {
     if (line.trim() === "") return;
     let rec: { id?: unknown; prediction?: unknown };
@@ -741,17 +785,29 @@ async function runGrade(values: Record<string, unknown>): Promise<void> {
     ) {
       throw new Error(`${path}:${i + 1}: expected {"id": string|number, "prediction": string}`);
     }
-    const p = byId.get(String(rec.id));
+    const id = String(rec.id);
+    const p = byId.get(id);
     if (!p) throw new Error(`${path}:${i + 1}: no problem with id '${rec.id}' in --problems`);
+    const first = lineOf.get(id);
+    if (first !== undefined) {
+      throw new Error(
+        `${path}:${i + 1}: a second prediction for problem '${id}' (the first is on line ` +
+          `${first}); expected one prediction per problem`,
+      );
+    }
+    lineOf.set(id, i + 1);
     total++;
-    if (
-      p.gold !== undefined &&
-      gradeSolution(rec.prediction, p.gold, { kind: gradeKindFor(p) }).correct
-    ) correct++;
+    if (p.gold === undefined) ungraded++;
+    else if (gradeSolution(rec.prediction, p.gold, { kind: gradeKindFor(p) }).correct) correct++;
   });
-  const accuracy = total ? correct / total : 0;
-  if (values.json) print(JSON.stringify({ total, correct, accuracy }));
-  else print(`${correct}/${total} correct (${(100 * accuracy).toFixed(2)}%)`);
+  const graded = total - ungraded;
+  const accuracy = graded > 0 ? correct / graded : null;
+  if (values.json) print(JSON.stringify({ total, correct, ungraded, accuracy }));
+  else {
+    const pct = accuracy === null ? "-" : `${(100 * accuracy).toFixed(2)}%`;
+    const rest = ungraded ? `; ${ungraded} ungraded (their problems have no gold answer)` : "";
+    print(`${correct}/${graded} correct (${pct})${rest}`);
+  }
 }
 
 /** Commands of other folders report bad flags as one-line RangeErrors starting with "--". */

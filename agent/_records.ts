@@ -103,6 +103,33 @@ function recordsOfDocument(text: string): RawRecord[] | undefined {
   return value.map((v, k) => ({ line: lines[k] ?? 1, index: k, value: v }));
 }
 
+/**
+ * The syntax error of a text that opens a JSON document spread over several lines (its first
+ * non-blank line starts with `{` or `[` but is not JSON by itself, and more lines follow) yet
+ * does not parse as a whole, e.g. a truncated pretty-printed record read as JSON Lines.
+ *
+ * @param text A whole file.
+ * @returns The 1-based line and message of the error, or undefined when the text is not such
+ *   a document or parses.
+ */
+export function documentError(text: string): { line: number; error: string } | undefined {
+  const body = text.replace(/^\uFEFF/, "");
+  const lines = body.split("\n").filter((l) => l.trim() !== "");
+  if (lines.length < 2 || !/^[[{]/.test(lines[0].trim())) return undefined;
+  try {
+    JSON.parse(lines[0]);
+    return undefined; // JSON Lines
+  } catch {
+    // the first line opens a longer document
+  }
+  try {
+    JSON.parse(body);
+    return undefined;
+  } catch (e) {
+    return { line: errorLine(body, e), error: syntaxMessage(e) };
+  }
+}
+
 function leadingNewlines(text: string): number {
   return (/^\s*/.exec(text)?.[0] ?? "").split("\n").length - 1;
 }

@@ -49,7 +49,10 @@ function kindOf(options: GradeOptions | undefined): GradeKind {
 /**
  * The final answer of a solution: the last complete `\boxed{...}` if there is one; else the
  * last "The answer is X", "the final answer is X", "#### X" or PRM800K's "# Answer\n\nX";
- * else (kinds `number` and `auto`) the last number in the text.
+ * else (kinds `number` and `auto`) the last number in the text; else (kind `math`) the whole
+ * trimmed text when it reads as a bare answer (one line of at most 100 characters that is
+ * either free of words or one word, e.g. `29`, `\frac{3}{4}`, `x = 5`, `\text{Monday}`; not
+ * `3 apples` or `I do not know.`), so predictions that are just the answer are graded.
  *
  * @param text A model's whole solution.
  * @param options `kind` (default `auto`).
@@ -69,8 +72,25 @@ export function extractAnswer(text: string, options?: GradeOptions): string | un
     const n = normalizeNumber(found);
     if (n !== undefined) return formatNumber(n);
   }
-  if (kind === "math") return found;
+  if (kind === "math") return found ?? bareAnswer(text);
   return lastNumber(text) ?? found;
+}
+
+/** Longest text read as a bare answer. */
+const BARE_MAX_CHARS = 100;
+
+/**
+ * The whole text when it is a bare answer rather than prose: one short line with no word
+ * (a run of three or more letters, LaTeX command names excluded) or that is one word alone
+ * (`odd`, `\text{Monday}`). A number with words ("3 apples") is left to the other rules.
+ */
+function bareAnswer(text: string): string | undefined {
+  const s = text.trim();
+  if (s === "" || s.length > BARE_MAX_CHARS || s.includes("\n")) return undefined;
+  const plain = s.replace(/\\[A-Za-z]+/g, " ");
+  const words = plain.match(/[A-Za-z]{3,}/g) ?? [];
+  if (words.length === 0) return s;
+  return words.length === 1 && plain.replace(/[\s{}$().]/g, "") === words[0] ? s : undefined;
 }
 
 /** Markers after which the rest of the line is the answer. */

@@ -1,13 +1,14 @@
 /**
  * Problem sets: GSM8K, MATH, ProcessBench and PRM800K files read into one `Problem` shape.
  * JSON Lines files are streamed; every record is validated, and a malformed one is reported
- * with its file and line (or, with `strict`, thrown).
+ * with its file and line (or, with `strict`, thrown). A repeated problem id is always thrown,
+ * naming both lines: two records with one id would be one problem to results and grading.
  *
  * @module
  */
 import { z } from "zod";
 import { lastBoxed } from "./_latex.ts";
-import { type RawRecord, recordsOfFile, recordsOfText } from "./_records.ts";
+import { documentError, type RawRecord, recordsOfFile, recordsOfText } from "./_records.ts";
 
 /** Where a problem comes from. */
 export type ProblemSource = "gsm8k" | "math" | "processbench" | "prm800k" | "synthetic";
@@ -152,7 +153,8 @@ function isObject(v: unknown): v is Record<string, unknown> {
  * @param path The file.
  * @param options `format` (default `auto`), `strict`, `limit`, `onError`.
  * @returns The problems in file order; malformed records are skipped and reported.
- * @throws ProblemError in strict mode; Deno.errors.NotFound when the file is missing.
+ * @throws ProblemError in strict mode, and in any mode for a problem id already read (the
+ *   message names both lines); Deno.errors.NotFound when the file is missing.
  * @example
  * ```ts
  * const errors: ProblemError[] = [];
@@ -180,6 +182,7 @@ export async function* readProblems(
  * @param path The file.
  * @param options As for {@linkcode readProblems}.
  * @returns The problems and the skipped records' errors.
+ * @throws As {@linkcode readProblems}.
  */
 export async function loadProblems(
   path: string,
@@ -202,7 +205,7 @@ export async function loadProblems(
  * @param options As for {@linkcode readProblems}, plus `name` used in error messages
  *   (default `"<text>"`).
  * @returns The problems and the skipped records' errors.
- * @throws ProblemError in strict mode.
+ * @throws ProblemError in strict mode, and in any mode for a repeated problem id.
  */
 export function parseProblemsText(
   text: string,
@@ -224,6 +227,44 @@ export function parseProblemsText(
   return { problems, errors };
 }
 
+/** A likely reason why no record of a problem file could be read. */
+export type ProblemFileDiagnosis =
+  /** The records read as another format than the one asked for. */
+  | { cause: "format"; format: ProblemFormat; detected: ProblemFormat }
+  /** A JSON document over several lines (not one record per line) that does not parse. */
+  | { cause: "document"; line: number; error: string };
+
+/**
+ * Tell why no record of a problem file could be read, when the file shows it: records of
+ * another format than `format`, or a multi-line JSON document (a pretty-printed record or an
+ * array) that does not parse as a whole, e.g. a truncated one.
+ *
+ * @param path The file.
+ * @param format The format that was asked for (default `auto`).
+ * @returns The likely cause, or undefined when none can be told.
+ * @throws Deno.errors.NotFound when the file is missing.
+ * @example
+ * ```ts
+ * const { problems } = await loadProblems("pb.json", { format: "gsm8k" });
+ * if (problems.length === 0) console.log(await diagnoseProblemFile("pb.json", "gsm8k"));
+ * // { cause: "format", format: "gsm8k", detected: "processbench" }
+ * ```
+ */
+export async function diagnoseProblemFile(
+  path: string,
+  format: ProblemFormat | "auto" = "auto",
+): Promise<ProblemFileDiagnosis | undefined> {
+  if (format !== "auto") {
+    for await (const p of readProblems(path, { format: "auto", limit: 1 })) {
+      if (p.source !== format && p.source !== "synthetic") {
+        return { cause: "format", format, detected: p.source };
+      }
+    }
+  }
+  const doc = documentError(await Deno.readTextFile(path));
+  return doc && { cause: "document", ...doc };
+}
+
 function checkOptions(options: ReadProblemsOptions): ReadProblemsOptions {
   const r = optionsSchema.safeParse(options);
   if (!r.success) {
@@ -239,6 +280,8 @@ function checkOptions(options: ReadProblemsOptions): ReadProblemsOptions {
 class ProblemReader {
   #format: ProblemFormat | undefined;
   #count = 0;
+  /** Line of each id read so far, to report a repeated id with both lines. */
+  #lines = new Map<string, number>();
 
   constructor(readonly path: string, readonly options: ReadProblemsOptions) {
     this.#format = options.format === "auto" ? undefined : options.format;
@@ -249,15 +292,27 @@ class ProblemReader {
   }
 
   take(rec: RawRecord): Problem | undefined {
+    let p: Problem;
     try {
-      const p = this.#convert(rec);
-      this.#count++;
-      return p;
+      p = this.#convert(rec);
     } catch (e) {
       if (!(e instanceof ProblemError) || this.options.strict) throw e;
       this.options.onError?.(e);
       return undefined;
     }
+    // a repeated id would make two problems one (results, grading): always an error
+    const first = this.#lines.get(p.id);
+    if (first !== undefined) {
+      throw new ProblemError(
+        this.path,
+        rec.line,
+        `problem id '${p.id}' repeats the id of the record on line ${first}; ` +
+          `ids must be unique (${ID_FIELD[p.source] ?? "the record's position"})`,
+      );
+    }
+    this.#lines.set(p.id, rec.line);
+    this.#count++;
+    return p;
   }
 
   #convert(rec: RawRecord): Problem {
@@ -275,6 +330,12 @@ class ProblemReader {
     return CONVERTERS[this.#format](rec.value, rec.index, fail);
   }
 }
+
+/** Where each format's problem ids come from (GSM8K and PRM800K ids are positions). */
+const ID_FIELD: Partial<Record<ProblemSource, string>> = {
+  math: "field 'unique_id', else the 0-based position",
+  processbench: "field 'id'",
+};
 
 type Fail = (detail: string) => ProblemError;
 type Converter = (value: Record<string, unknown>, index: number, fail: Fail) => Problem;

@@ -199,7 +199,114 @@ Deno.test("grade scores predictions by problem id", async () => {
       "--json",
     ]);
     assert.equal(r.code, 0, r.stderr);
-    assert.deepEqual(JSON.parse(r.stdout), { total: 3, correct: 2, accuracy: 2 / 3 });
+    assert.deepEqual(JSON.parse(r.stdout), { total: 3, correct: 2, ungraded: 0, accuracy: 2 / 3 });
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("grade reads bare answers, refuses a repeated prediction, leaves gold-less problems ungraded", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const grade = (problems: string, preds: unknown[], json = true) =>
+      Deno.writeTextFile(`${dir}/pred.jsonl`, preds.map((p) => JSON.stringify(p)).join("\n"))
+        .then(() =>
+          cli([
+            "grade",
+            "--problems",
+            problems,
+            "--predictions",
+            `${dir}/pred.jsonl`,
+            ...(json ? ["--json"] : []),
+          ])
+        );
+    // PRM800K golds 29 and 440: bare predictions are answers
+    const prm = sharedDataPath("prm800k/phase1_test.jsonl");
+    const bare = await grade(prm, [{ id: 0, prediction: "29" }, { id: 1, prediction: " 440\n" }]);
+    assert.equal(bare.code, 0, bare.stderr);
+    assert.deepEqual(JSON.parse(bare.stdout), { total: 2, correct: 2, ungraded: 0, accuracy: 1 });
+    const math = `${dir}/math.jsonl`;
+    await Deno.writeTextFile(
+      math,
+      JSON.stringify({ problem: "2+3?", answer: "5", unique_id: "u" }),
+    );
+    const m = await grade(math, [{ id: "u", prediction: "5" }]);
+    assert.deepEqual(JSON.parse(m.stdout), { total: 1, correct: 1, ungraded: 0, accuracy: 1 });
+    const dup = await grade(prm, [
+      { id: 0, prediction: "29" },
+      { id: 1, prediction: "440" },
+      { id: "0", prediction: "29" },
+    ]);
+    assert.equal(dup.code, 1);
+    assert.match(
+      dup.stderr,
+      /pred\.jsonl:3: a second prediction for problem '0' \(the first is on line 1\)/,
+    );
+    // ProcessBench has no gold answers: nothing is wrong, nothing is graded
+    const pb = sharedDataPath("processbench/gsm8k.json");
+    const preds = [0, 1, 2].map((i) => ({ id: `gsm8k-${i}`, prediction: "\\boxed{30}" }));
+    const u = await grade(pb, preds);
+    assert.equal(u.code, 0, u.stderr);
+    assert.deepEqual(JSON.parse(u.stdout), { total: 3, correct: 0, ungraded: 3, accuracy: null });
+    const t = await grade(pb, preds, false);
+    assert.match(
+      t.stdout,
+      /^0\/0 correct \(-\); 3 ungraded \(their problems have no gold answer\)/,
+    );
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("agent --problems errors name the flag and path, cap warnings and stop before work", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const agent = (problems: string, ...more: string[]) =>
+      cli([
+        "agent",
+        "--problems",
+        problems,
+        ...more,
+        "--policy",
+        POLICY,
+        "--strategy",
+        "greedy",
+        "--db",
+        `${dir}/a.db`,
+      ]);
+    const d = await agent(dir);
+    assert.equal(d.code, 1);
+    assert.match(d.stderr, /^error: Cannot read --problems .*: it is a directory, not a file\n$/);
+    const missing = await agent(`${dir}/nope.jsonl`);
+    assert.match(missing.stderr, /^error: Cannot read --problems .*nope\.jsonl: no such file\n$/);
+    // a repeated id stops the run before any problem is solved or stored
+    await Deno.writeTextFile(
+      `${dir}/dup.jsonl`,
+      [1, 2, 3].map((i) =>
+        JSON.stringify({ problem: `${i}+1?`, answer: `${i + 1}`, unique_id: "a" })
+      ).join("\n"),
+    );
+    const dup = await agent(`${dir}/dup.jsonl`);
+    assert.equal(dup.code, 1);
+    assert.match(dup.stderr, /dup\.jsonl:2: problem id 'a' repeats the id of the record on line 1/);
+    assert.ok(!(await Deno.stat(`${dir}/a.db`).then(() => true, () => false)), "no store opened");
+    // a whole file of the wrong format: 5 warnings, a count, a hint at --format
+    const wrong = await agent(sharedDataPath("processbench/gsm8k.json"), "--format", "gsm8k");
+    assert.equal(wrong.code, 1);
+    const lines = wrong.stderr.trim().split("\n");
+    assert.equal(lines.length, 7, wrong.stderr);
+    assert.match(lines[0], /^warning: .*gsm8k\.json:2: missing field 'question'/);
+    assert.equal(lines[5], "warning: ... and 395 more skipped records (400 in all)");
+    assert.match(lines[6], /all 400 records were skipped: .*try --format processbench/);
+    // a pretty-printed record cut short is read line by line: a hint at the document
+    const whole = await Deno.readTextFile(
+      sharedDataPath("prm800k/examples/phase1_test_example.json"),
+    );
+    await Deno.writeTextFile(`${dir}/cut.json`, whole.split("\n").slice(0, 30).join("\n"));
+    const cut = await agent(`${dir}/cut.json`);
+    assert.equal(cut.code, 1);
+    assert.match(cut.stderr, /warning: \.\.\. and \d+ more skipped records/);
+    assert.match(cut.stderr, /one JSON document over several lines .*cut\.json:\d+: invalid JSON/);
   } finally {
     await Deno.remove(dir, { recursive: true });
   }

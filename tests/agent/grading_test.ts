@@ -270,3 +270,20 @@ Deno.test("answerKey groups equal spellings of an answer", () => {
   assert.equal(answerKey("$1,000", { kind: "number" }), answerKey("1000.0", { kind: "number" }));
   assert.equal(answerKey("\\boxed{\\dfrac{1}{2}}", { kind: "math" }), "\\frac{1}{2}");
 });
+
+Deno.test("kind math grades a bare answer (no box, no 'answer is') as the whole text", () => {
+  assert.equal(extractAnswer("  29 ", { kind: "math" }), "29");
+  assert.equal(extractAnswer("$\\frac{3}{4}$", { kind: "math" }), "$\\frac{3}{4}$");
+  assert.equal(extractAnswer("\\text{Monday}", { kind: "math" }), "\\text{Monday}");
+  assert.ok(gradeSolution("5", "5", { kind: "math" }).correct);
+  assert.ok(gradeSolution("440", "440", { kind: "math" }).correct);
+  assert.ok(gradeSolution("x = \\dfrac12", "0.5", { kind: "math" }).correct);
+  assert.ok(gradeSolution("(1, 2)", "(1,2)", { kind: "math" }).correct);
+  assert.ok(!gradeSolution("6", "5", { kind: "math" }).correct);
+  // prose and multi-line solutions without an answer stay unanswered
+  assert.equal(extractAnswer("I do not know.", { kind: "math" }), undefined);
+  assert.equal(extractAnswer("We add them.\n5", { kind: "math" }), undefined);
+  assert.equal(extractAnswer("5".repeat(101), { kind: "math" }), undefined);
+  // a box or a phrase still wins over the whole text
+  assert.equal(extractAnswer("x \\boxed{5}", { kind: "math" }), "5");
+});

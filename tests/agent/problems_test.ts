@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import {
   detectFormat,
+  diagnoseProblemFile,
   loadProblems,
   parseProblemsText,
   type Problem,
@@ -216,4 +217,72 @@ Deno.test("readProblems rejects invalid options up front", () => {
     /Cannot read problems as option 'format' is invalid/,
   );
   assert.throws(() => parseProblemsText("", { limit: -1 }), /option 'limit'/);
+});
+
+Deno.test("a repeated problem id is an error naming both lines, strict or not", async () => {
+  const math = [
+    JSON.stringify({ problem: "1+1?", answer: "2", unique_id: "dup" }),
+    JSON.stringify({ problem: "4+4?", answer: "8", unique_id: "z" }),
+    JSON.stringify({ problem: "2+3?", answer: "5", unique_id: "dup" }),
+  ].join("\n");
+  await withTempFile({ name: "math.jsonl", text: math }, async (path) => {
+    for (const strict of [false, true]) {
+      await assert.rejects(
+        () => loadProblems(path, { strict }),
+        (e: unknown) =>
+          e instanceof ProblemError && e.line === 3 &&
+          /math\.jsonl:3: problem id 'dup' repeats the id of the record on line 1;.*unique_id/
+            .test(e.message),
+      );
+    }
+    // limit stops before the repeat: nothing to report
+    assert.equal((await loadProblems(path, { limit: 2 })).problems.length, 2);
+  });
+  // a MATH record without unique_id takes its position as id, which another may spell out
+  const mixed = [
+    JSON.stringify({ problem: "a", answer: "1", unique_id: "1" }),
+    JSON.stringify({ problem: "b", answer: "2" }),
+  ].join("\n");
+  assert.throws(
+    () => parseProblemsText(mixed, { name: "m.jsonl" }),
+    /m\.jsonl:2: problem id '1' repeats the id of the record on line 1/,
+  );
+  const pb = `[
+  {"id": "a", "problem": "p", "steps": ["s"], "label": -1},
+  {"id": "a", "problem": "q", "steps": ["t"], "label": 0}
+]`;
+  assert.throws(
+    () => parseProblemsText(pb, { name: "pb.json" }),
+    /pb\.json:3: problem id 'a' repeats the id of the record on line 2; .*field 'id'/,
+  );
+  // GSM8K and PRM800K ids are positions: identical records are two problems
+  const { problems } = parseProblemsText([GOOD("same", 1), GOOD("same", 1)].join("\n"));
+  assert.deepEqual(problems.map((p) => p.id), ["0", "1"]);
+});
+
+Deno.test("diagnoseProblemFile tells a wrong format and a cut-short JSON document", async () => {
+  const pb = sharedDataPath("processbench/gsm8k.json");
+  assert.deepEqual(await diagnoseProblemFile(pb, "gsm8k"), {
+    cause: "format",
+    format: "gsm8k",
+    detected: "processbench",
+  });
+  assert.equal(await diagnoseProblemFile(pb, "processbench"), undefined);
+  const whole = await Deno.readTextFile(
+    sharedDataPath("prm800k/examples/phase1_test_example.json"),
+  );
+  const cut = whole.split("\n").slice(0, 20).join("\n");
+  await withTempFile({ name: "cut.json", text: cut }, async (path) => {
+    const { problems, errors } = await loadProblems(path);
+    assert.equal(problems.length, 0);
+    assert.ok(errors.length > 5);
+    const d = await diagnoseProblemFile(path);
+    assert.equal(d?.cause, "document");
+    assert.ok(d?.cause === "document" && d.line >= 19 && /^invalid JSON/.test(d.error));
+  });
+  // JSON Lines records that are all bad are no document
+  const bad = [JSON.stringify({ question: 1, answer: "#### 1" }), '{"question": 2}'].join("\n");
+  await withTempFile({ name: "bad.jsonl", text: bad }, async (path) => {
+    assert.equal(await diagnoseProblemFile(path), undefined);
+  });
 });
