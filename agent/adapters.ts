@@ -4,7 +4,7 @@
  *
  * @module
  */
-import type { PolicyModel } from "../inference/mod.ts";
+import { ContextLengthError, type PolicyModel } from "../inference/mod.ts";
 import type { Proposal, ProposeOptions, StepPolicy, StepReward } from "../mcts/mod.ts";
 import { checkScores, type RewardModel } from "../reward/mod.ts";
 
@@ -56,20 +56,31 @@ export class PolicySteps implements StepPolicy {
     return this.#prompt(question) + steps.map((s) => s + this.#delim).join("");
   }
 
-  /** {@inheritDoc StepPolicy.propose} */
+  /**
+   * {@inheritDoc StepPolicy.propose}
+   *
+   * A node whose prompt fills the policy's context gets no proposals (the search treats it as
+   * a dead end) instead of an error: a search must not fail because one path grew too long.
+   */
   async propose(
     question: string,
     steps: readonly string[],
     options: ProposeOptions,
   ): Promise<Proposal[]> {
-    const gens = await this.#policy.generate(this.promptFor(question, steps), {
-      n: options.k,
-      seed: options.seed,
-      temperature: options.temperature,
-      stop: [this.#delim],
-      maxNewTokens: this.#max,
-      signal: options.signal,
-    });
+    let gens;
+    try {
+      gens = await this.#policy.generate(this.promptFor(question, steps), {
+        n: options.k,
+        seed: options.seed,
+        temperature: options.temperature,
+        stop: [this.#delim],
+        maxNewTokens: this.#max,
+        signal: options.signal,
+      });
+    } catch (e) {
+      if (e instanceof ContextLengthError) return [];
+      throw e;
+    }
     return gens.map((g) => {
       const text = g.text.endsWith(this.#delim) ? g.text.slice(0, -this.#delim.length) : g.text;
       return {
@@ -84,7 +95,11 @@ export class PolicySteps implements StepPolicy {
   }
 }
 
-/** Step scores from a {@linkcode RewardModel}, checked: NaN or out-of-range is an error. */
+/**
+ * Step scores from a {@linkcode RewardModel}, checked: NaN or out-of-range is an error. A
+ * solution too long for the reward model's context scores 0 at every step (it cannot be judged,
+ * and a search prunes it) rather than failing the search.
+ */
 export class RewardSteps implements StepReward {
   readonly #reward: RewardModel;
 
@@ -99,7 +114,12 @@ export class RewardSteps implements StepReward {
     steps: readonly string[],
     options: { signal?: AbortSignal } = {},
   ): Promise<number[]> {
-    return checkScores(await this.#reward.scoreSteps(question, steps, options), this.#reward.id);
+    try {
+      return checkScores(await this.#reward.scoreSteps(question, steps, options), this.#reward.id);
+    } catch (e) {
+      if (e instanceof ContextLengthError) return steps.map(() => 0);
+      throw e;
+    }
   }
 
   /** {@inheritDoc StepReward.scoreMany} */
@@ -109,8 +129,13 @@ export class RewardSteps implements StepReward {
     options: { signal?: AbortSignal } = {},
   ): Promise<number[][]> {
     if (this.#reward.scoreMany) {
-      const out = await this.#reward.scoreMany(question, solutions, options);
-      return out.map((s) => checkScores(s, this.#reward.id));
+      try {
+        const out = await this.#reward.scoreMany(question, solutions, options);
+        return out.map((s) => checkScores(s, this.#reward.id));
+      } catch (e) {
+        if (!(e instanceof ContextLengthError)) throw e;
+        // one solution too long: score them one by one, so only that one scores 0
+      }
     }
     const out: number[][] = [];
     for (const steps of solutions) out.push(await this.score(question, steps, options));

@@ -68,6 +68,39 @@ export async function resolveModelDir(
   };
 }
 
+/** A model's context: the most positions (tokens) one sequence may take, and where it was read. */
+export interface ContextLength {
+  /** Tokens. */
+  tokens: number;
+  /** The config field it came from, e.g. "config.json max_position_embeddings". */
+  source: string;
+}
+
+/** config.json fields that declare the context, in the order they are tried. */
+const CONTEXT_FIELDS = ["max_position_embeddings", "n_positions", "n_ctx", "max_sequence_length"];
+
+/**
+ * The context a model directory's configs declare (`config.json` as transformers writes it,
+ * else `genai_config.json` `model.context_length`).
+ *
+ * @param files The resolved directory.
+ * @returns The context, or undefined when no config declares one (then nothing is enforced).
+ */
+export function contextLengthOf(files: ModelFiles): ContextLength | undefined {
+  for (const field of CONTEXT_FIELDS) {
+    const v = files.config?.[field];
+    if (typeof v === "number" && Number.isInteger(v) && v > 0) {
+      return { tokens: v, source: `config.json ${field}` };
+    }
+  }
+  const model = files.genaiConfig?.model as Record<string, unknown> | undefined;
+  const g = model?.context_length;
+  if (typeof g === "number" && Number.isInteger(g) && g > 0) {
+    return { tokens: g, source: "genai_config.json model.context_length" };
+  }
+  return undefined;
+}
+
 async function listOnnx(dir: string): Promise<string[]> {
   const out: string[] = [];
   try {

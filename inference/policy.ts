@@ -6,16 +6,18 @@
  */
 import { type LoadOptions, OnnxCausalLM } from "./causal_lm.ts";
 import { type KvBatch, selectRows, sliceRow } from "./kv.ts";
+import { type ContextLength, contextLengthOf } from "./model_dir.ts";
 import { type CacheNode, PrefixCache } from "./prefix_cache.ts";
 import { logSumExp, makeSampler, Random, type Sampler, sampleToken, topK } from "./sampling.ts";
 import { loadTokenizer } from "./tokenizer.ts";
-import type {
-  FinishReason,
-  GenerateOptions,
-  Generation,
-  PolicyModel,
-  ScoredContinuation,
-  Tokenizer,
+import {
+  ContextLengthError,
+  type FinishReason,
+  type GenerateOptions,
+  type Generation,
+  type PolicyModel,
+  type ScoredContinuation,
+  type Tokenizer,
 } from "./types.ts";
 
 /** Options of {@linkcode OnnxPolicy.load}. */
@@ -46,6 +48,12 @@ export class OnnxPolicy implements PolicyModel {
   readonly tokenizer: Tokenizer;
   /** The KV prefix tree. */
   readonly cache: PrefixCache;
+  /**
+   * The model's context from its configs (undefined: none declared, nothing enforced). A prompt
+   * must leave room in it: {@linkcode OnnxPolicy.generate} stops at the context ("length") and
+   * refuses a prompt that fills it ({@linkcode ContextLengthError}).
+   */
+  readonly context?: ContextLength;
   #tokensGenerated = 0;
 
   /**
@@ -62,6 +70,7 @@ export class OnnxPolicy implements PolicyModel {
     this.tokenizer = tokenizer;
     this.cache = new PrefixCache(lm.layout, { maxBytes: options.cacheBytes });
     this.id = options.id ?? lm.files.dir.replace(/\/+$/, "").split("/").pop()!;
+    this.context = contextLengthOf(lm.files);
   }
 
   /**
@@ -102,6 +111,7 @@ export class OnnxPolicy implements PolicyModel {
     if (ids.length === 0) {
       throw new RangeError("Cannot generate from an empty prompt: it encodes to no tokens");
     }
+    this.#fits(ids.length, "the prompt");
     const past = this.cache.assemble(found, 1);
     const r = await this.lm.forward([ids.slice(found.kvEnd)], { past, keep: 1 });
     const logits = r.logits.slice(0, this.lm.graph.vocabSize);
@@ -129,13 +139,21 @@ export class OnnxPolicy implements PolicyModel {
     const sampler = makeSampler(options);
     options.signal?.throwIfAborted();
     const { node, logits } = await this.prefill(prompt);
+    const room = this.context ? this.context.tokens - node.ids.length : Infinity;
+    if (room < 1) {
+      throw new ContextLengthError(
+        `Cannot generate: the prompt is ${node.ids.length} tokens, which fills the model's context of ${
+          this.context!.tokens
+        } (${this.context!.source}); no room for new tokens`,
+      );
+    }
     const run = new BatchRun(this, {
       node,
       n,
       sampler,
       seed: options.seed ?? 0,
       stop: options.stop ?? [],
-      maxNewTokens,
+      maxNewTokens: Math.min(maxNewTokens, room),
     });
     const out = await run.execute(logits, options.signal);
     this.#tokensGenerated += out.reduce((s, g) => s + g.ids.length, 0);
@@ -153,6 +171,7 @@ export class OnnxPolicy implements PolicyModel {
     options.signal?.throwIfAborted();
     const { node, logits } = await this.prefill(prompt);
     const cont = this.tokenizer.encode(continuation, { addSpecialTokens: false });
+    this.#fits(node.ids.length + cont.length, "the prompt and the continuation");
     const rows: Float32Array[] = [logits];
     const V = this.lm.graph.vocabSize;
     if (cont.length > 1) {
@@ -178,6 +197,15 @@ export class OnnxPolicy implements PolicyModel {
   async close(): Promise<void> {
     this.cache.clear();
     await this.lm.close();
+  }
+
+  /** Throw a {@linkcode ContextLengthError} when `tokens` exceed the context. */
+  #fits(tokens: number, what: string): void {
+    if (this.context && tokens > this.context.tokens) {
+      throw new ContextLengthError(
+        `Cannot run ${this.id}: ${what} is ${tokens} tokens, more than the model's context of ${this.context.tokens} (${this.context.source})`,
+      );
+    }
   }
 }
 

@@ -106,3 +106,12 @@ export interface PolicyModel {
   /** Free sessions and caches. */
   close(): Promise<void>;
 }
+
+/**
+ * A request longer than a model's context (a prompt, or a reward model's input): a
+ * `RangeError`, so callers that map range errors to bad requests do so here too. The message
+ * gives the length, the limit and where the limit was read.
+ */
+export class ContextLengthError extends RangeError {
+  override name = "ContextLengthError";
+}

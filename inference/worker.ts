@@ -8,12 +8,19 @@
  *
  * @module
  */
-import type { GenerateOptions, Generation, PolicyModel, ScoredContinuation } from "./types.ts";
+import {
+  ContextLengthError,
+  type GenerateOptions,
+  type Generation,
+  type PolicyModel,
+  type ScoredContinuation,
+} from "./types.ts";
 import type { PolicyLoadOptions } from "./policy.ts";
 
 type Pending = { resolve: (v: unknown) => void; reject: (e: Error) => void };
 
 const ERROR_CLASSES: Record<string, new (message: string) => Error> = {
+  ContextLengthError,
   RangeError,
   TypeError,
   SyntaxError,

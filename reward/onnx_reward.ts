@@ -15,6 +15,9 @@ import { join } from "node:path";
 import { z } from "zod";
 import {
   type CacheNode,
+  type ContextLength,
+  ContextLengthError,
+  contextLengthOf,
   type Dtype,
   loadOnnxModel,
   loadTokenizer,
@@ -121,6 +124,12 @@ export class OnnxReward implements RewardModel {
   readonly #incremental: boolean;
   readonly #tagId?: number;
   readonly #labelIds?: [number, number];
+  /**
+   * The model's context from its configs (undefined: none declared). An input longer than it
+   * is refused with a {@linkcode ContextLengthError} rather than run past the positions the
+   * model was trained on (and at a memory cost that grows with the square of the length).
+   */
+  readonly context?: ContextLength;
 
   private constructor(
     dir: string,
@@ -137,6 +146,7 @@ export class OnnxReward implements RewardModel {
     this.#tok = parts.tokenizer;
     this.#model = parts.model;
     this.#incremental = parts.incremental ?? true;
+    this.context = contextLengthOf(parts.model.files);
     if (parts.model instanceof OnnxCausalLM && this.#incremental) {
       this.#cache = new PrefixCache(parts.model.layout, {
         maxBytes: parts.cacheBytes ?? 256 * 1024 * 1024,
@@ -147,7 +157,7 @@ export class OnnxReward implements RewardModel {
     }
     if (parts.config.format === "math-shepherd") {
       const [good, bad] = parts.config.label_tokens ?? ["+", "-"];
-      this.#labelIds = [this.#singleId(good, "label token"), this.#singleId(bad, "label token")];
+      this.#labelIds = [this.#labelId(good), this.#labelId(bad)];
     }
   }
 
@@ -261,6 +271,19 @@ export class OnnxReward implements RewardModel {
     return ids[ids.length - 1];
   }
 
+  /** A label token's id: it must be one token of the vocabulary (its logit is read). */
+  #labelId(token: string): number {
+    const direct = this.#tok.tokenToId(token);
+    if (direct !== undefined) return direct;
+    const ids = this.#tok.encode(token, { addSpecialTokens: false });
+    if (ids.length !== 1) {
+      throw new RangeError(
+        `Cannot load reward model ${this.id}: label token '${token}' must be one token of its vocabulary, it encodes to ${ids.length} tokens [${ids}]`,
+      );
+    }
+    return ids[0];
+  }
+
   /** Score of one position's logits row for the tag-based heads. */
   #rowScore(row: Float32Array): number {
     if (this.#labelIds) {
@@ -295,7 +318,7 @@ export class OnnxReward implements RewardModel {
     const model = this.#model;
     const byLength = new Map<number, { text: string; ids: number[] }[]>();
     for (const text of texts) {
-      const ids = this.#tok.encode(text);
+      const ids = this.#fits(this.#tok.encode(text));
       const group = byLength.get(ids.length) ?? [];
       group.push({ text, ids });
       byLength.set(ids.length, group);
@@ -319,7 +342,7 @@ export class OnnxReward implements RewardModel {
 
   /** Tag heads without incremental state: run the longest text once, read every tag. */
   async #scoreWhole(texts: string[]): Promise<void> {
-    const ids = this.#tok.encode(texts[texts.length - 1]);
+    const ids = this.#fits(this.#tok.encode(texts[texts.length - 1]));
     const out = this.#model instanceof OnnxCausalLM
       ? await this.#runCausalWhole(ids)
       : await this.#model.run([ids]);
@@ -347,9 +370,11 @@ export class OnnxReward implements RewardModel {
       if (this.#memo.has(texts[k])) continue;
       const found: CacheNode = cache.lookup(texts[k]);
       const rest = texts[k].slice(found.text.length);
-      const ids = found === cache.root
-        ? this.#tok.encode(texts[k])
-        : [...found.ids, ...this.#tok.encode(rest, { addSpecialTokens: false })];
+      const ids = this.#fits(
+        found === cache.root
+          ? this.#tok.encode(texts[k])
+          : [...found.ids, ...this.#tok.encode(rest, { addSpecialTokens: false })],
+      );
       const start = Math.min(found.kvEnd, ids.length - 1);
       const past = start === found.kvEnd ? cache.assemble(found, 1) : undefined;
       const from = past ? start : 0;
@@ -364,6 +389,16 @@ export class OnnxReward implements RewardModel {
       if (past) cache.insert(found, { text: texts[k], ids, segment });
     }
     cache.evict();
+  }
+
+  /** `ids`, when they fit the context; else a {@linkcode ContextLengthError}. */
+  #fits(ids: number[]): number[] {
+    if (this.context && ids.length > this.context.tokens) {
+      throw new ContextLengthError(
+        `Cannot score with ${this.id}: the input (question and steps in the ${this.config.format} format) is ${ids.length} tokens, more than the model's context of ${this.context.tokens} (${this.context.source})`,
+      );
+    }
+    return ids;
   }
 
   /** Score every tag position at or after `from`: the j-th tag of `ids` is step j. */

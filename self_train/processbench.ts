@@ -4,6 +4,7 @@
  * @module
  */
 import { z } from "zod";
+import { ContextLengthError } from "../inference/mod.ts";
 
 const sampleSchema = z.looseObject({
   id: z.string(),
@@ -120,32 +121,56 @@ export function processBenchMetrics(
 export interface ProcessBenchOptions {
   /** A step scored below this is wrong (default 0.5). */
   threshold?: number;
-  /** Told after each sample (for a progress bar). */
+  /** Told after each sample scored (for a progress bar). */
   onSample?: (prediction: ProcessBenchPrediction) => void;
+  /** Told after each sample left out. */
+  onSkip?: (skip: ProcessBenchSkip) => void;
   /** Cancellation. */
   signal?: AbortSignal;
 }
 
+/** A sample left out of the metrics, and why. */
+export interface ProcessBenchSkip {
+  /** The sample's id. */
+  id: string;
+  /** The reward model's message (e.g. the input is longer than its context). */
+  reason: string;
+}
+
 /**
  * Score every sample's steps and predict its first wrong step: the first step scored under
- * the threshold, -1 when none is.
+ * the threshold, -1 when none is. A sample longer than the reward model's context
+ * (`ContextLengthError`) is left out of the metrics and listed in `skipped`: one long sample
+ * must not end an evaluation, and the count must be reported next to the metrics.
  *
  * @param samples ProcessBench samples.
  * @param options The reward model (`reward`), threshold, progress callback.
- * @returns The metrics and every prediction.
+ * @returns The metrics over the samples scored, every prediction, and the skipped samples.
  */
 export async function evaluateProcessBench(
   samples: readonly ProcessBenchSample[],
   options: ProcessBenchOptions & { reward: StepScorer },
-): Promise<ProcessBenchResult & { predictions: ProcessBenchPrediction[] }> {
+): Promise<
+  ProcessBenchResult & { predictions: ProcessBenchPrediction[]; skipped: ProcessBenchSkip[] }
+> {
   const threshold = options.threshold ?? 0.5;
   const predictions: ProcessBenchPrediction[] = [];
+  const skipped: ProcessBenchSkip[] = [];
   for (const s of samples) {
     options.signal?.throwIfAborted();
-    const scores = await options.reward.scoreSteps(s.problem, s.steps, { signal: options.signal });
+    let scores: number[];
+    try {
+      scores = await options.reward.scoreSteps(s.problem, s.steps, { signal: options.signal });
+    } catch (e) {
+      if (!(e instanceof ContextLengthError)) throw e;
+      const skip = { id: s.id, reason: e.message };
+      skipped.push(skip);
+      options.onSkip?.(skip);
+      continue;
+    }
     const p = { id: s.id, label: s.label, predicted: firstError(scores, threshold), scores };
     predictions.push(p);
     options.onSample?.(p);
   }
-  return { ...processBenchMetrics(predictions), predictions };
+  return { ...processBenchMetrics(predictions), predictions, skipped };
 }

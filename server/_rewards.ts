@@ -45,6 +45,7 @@ export function registerRewards(app: Hono, ctx: AppContext): void {
       return c.json({ model: reward.id, scores });
     } catch (e) {
       if (rs.signal.aborted && isAbort(e)) throw abortError(rs, ctx);
+      if (e instanceof RangeError) throw apiError(400, e.message); // e.g. longer than the context
       throw e;
     } finally {
       ticket.release();

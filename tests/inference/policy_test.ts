@@ -143,3 +143,49 @@ Deno.test("a worker whose model cannot load rejects with the loader's message", 
     /\/nonexistent\/dir is not a directory/,
   );
 });
+
+/** A prompt of exactly `n` tokens of the fixture's tokenizer (from repeated text). */
+function promptOfTokens(p: OnnxPolicy, n: number): string {
+  const ids = p.tokenizer.encode(PROMPT.repeat(Math.ceil(n / 10) + 2));
+  const text = p.tokenizer.decode(ids.slice(0, n));
+  assert.equal(p.tokenizer.encode(text).length, n, "the prompt has the intended length");
+  return text;
+}
+
+Deno.test("generation stops at the model's context, and a prompt that fills it is refused", async () => {
+  await withPolicy(async (p) => {
+    assert.deepEqual(p.context, { tokens: 512, source: "config.json max_position_embeddings" });
+    const near = promptOfTokens(p, 505);
+    const [g] = await p.generate(near, { maxNewTokens: 40, temperature: 1, seed: 3 });
+    assert.ok(g.ids.length <= 7, `${g.ids.length} new tokens after 505 of 512`);
+    if (g.finishReason === "length") assert.equal(g.ids.length, 7);
+    await assert.rejects(
+      () => p.generate(promptOfTokens(p, 512), { maxNewTokens: 4 }),
+      (e: Error) =>
+        e.name === "ContextLengthError" && e instanceof RangeError &&
+        /the prompt is 512 tokens, which fills the model's context of 512 \(config.json max_position_embeddings\)/
+          .test(e.message),
+    );
+    await assert.rejects(
+      () => p.generate(promptOfTokens(p, 600), { maxNewTokens: 4 }),
+      /the prompt is 600 tokens, more than the model's context of 512/,
+    );
+    await assert.rejects(
+      () => p.score(promptOfTokens(p, 500), promptOfTokens(p, 20)),
+      /the prompt and the continuation is 520 tokens, more than the model's context of 512/,
+    );
+  });
+});
+
+Deno.test("a context error crosses the worker boundary with its class", async () => {
+  const w = await WorkerPolicy.load(DIR, { threads: 1 });
+  try {
+    const long = PROMPT.repeat(60);
+    await assert.rejects(
+      () => w.generate(long, { maxNewTokens: 2 }),
+      (e: Error) => e.name === "ContextLengthError" && e instanceof RangeError,
+    );
+  } finally {
+    await w.close();
+  }
+});

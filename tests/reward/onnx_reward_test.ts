@@ -137,3 +137,36 @@ for (const dir of ["reward-paper-1", "reward-math-shepherd"]) {
     }
   });
 }
+
+Deno.test("an input longer than the reward model's context is refused with the length and the limit", async () => {
+  const long = ["He counts again: " + "3 + 4 = 7, ".repeat(150)];
+  for (const dir of ["reward-paper-2", "reward-math-shepherd", "reward-qwen-prm"]) {
+    const r = await OnnxReward.load(testdataPath(`models/${dir}`), { threads: 1 });
+    try {
+      assert.deepEqual(r.context, { tokens: 512, source: "config.json max_position_embeddings" });
+      await assert.rejects(
+        () => r.scoreSteps(Q, [...STEPS.slice(0, 1), ...long]),
+        (e: Error) =>
+          e.name === "ContextLengthError" && e instanceof RangeError &&
+          /is \d+ tokens, more than the model's context of 512 \(config.json max_position_embeddings\)/
+            .test(e.message),
+        dir,
+      );
+      // the model still scores what fits afterwards
+      assert.equal((await r.scoreSteps(Q, STEPS)).length, STEPS.length);
+    } finally {
+      await r.close();
+    }
+  }
+});
+
+Deno.test("a math-shepherd label token must be one token of the vocabulary", async () => {
+  await assert.rejects(
+    () =>
+      OnnxReward.load(testdataPath("models/reward-math-shepherd"), {
+        threads: 1,
+        label_tokens: ["xyzzy_not_a_token", "-"],
+      }),
+    /label token 'xyzzy_not_a_token' must be one token of its vocabulary, it encodes to \d+ tokens/,
+  );
+});

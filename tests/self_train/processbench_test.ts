@@ -95,19 +95,25 @@ Deno.test("evaluateProcessBench() on real gsm8k.json with reward-paper-2: the ar
   const reward = await OnnxReward.load(REWARD);
   try {
     const r = await evaluateProcessBench(samples, { reward, threshold: 0.95 });
-    let errHits = 0, okHits = 0;
-    for (const [i, p] of r.predictions.entries()) {
-      assert.equal(p.scores.length, samples[i].steps.length);
-      const first = p.scores.findIndex((s) => s < 0.95);
+    const byId = new Map(samples.map((s) => [s.id, s]));
+    let errHits = 0, okHits = 0, errs = 0, oks = 0;
+    for (const p of r.predictions) {
+      const s = byId.get(p.id)!;
+      assert.equal(p.scores.length, s.steps.length);
+      const first = p.scores.findIndex((x) => x < 0.95);
       assert.equal(p.predicted, first);
-      if (samples[i].label >= 0 && first === samples[i].label) errHits++;
-      if (samples[i].label < 0 && first === -1) okHits++;
+      if (s.label >= 0) errs++, errHits += first === s.label ? 1 : 0;
+      else oks++, okHits += first === -1 ? 1 : 0;
     }
+    // Samples longer than the fixture's 512-token context are left out, with the reason.
+    for (const k of r.skipped) assert.match(k.reason, /more than the model's context of 512/);
+    assert.equal(r.total + r.skipped.length, 12);
+    assert.ok(r.total >= 10, `${r.total} scored`);
     assert.ok(new Set(r.predictions.map((p) => p.predicted)).size > 1, "a mix of predictions");
-    assert.equal(r.total, 12);
-    assert.equal(r.error_acc, errHits / 6);
-    assert.equal(r.correct_acc, okHits / 6);
-    const [a, b] = [errHits / 6, okHits / 6];
+    assert.equal(r.errors, errs);
+    assert.equal(r.error_acc, errHits / errs);
+    assert.equal(r.correct_acc, okHits / oks);
+    const [a, b] = [errHits / errs, okHits / oks];
     const f1 = a + b > 0 ? (2 * a * b) / (a + b) : 0;
     assert.ok(Math.abs(r.f1 - f1) < 1e-12);
   } finally {
@@ -115,7 +121,7 @@ Deno.test("evaluateProcessBench() on real gsm8k.json with reward-paper-2: the ar
   }
 });
 
-Deno.test("evalProcessBenchCommand() --json prints error_acc, correct_acc, f1, total", async () => {
+Deno.test("evalProcessBenchCommand() --json prints error_acc, correct_acc, f1, total, skipped", async () => {
   // A small file of the 3 shortest real samples keeps the tiny model quick.
   const all = await readProcessBench(GSM8K);
   const size = (s: { problem: string; steps: string[] }) =>
@@ -131,7 +137,7 @@ Deno.test("evalProcessBenchCommand() --json prints error_acc, correct_acc, f1, t
   try {
     await evalProcessBenchCommand({ reward: REWARD, data, threshold: "0.95", json: true }, io);
     const j = JSON.parse(out[0]);
-    assert.deepEqual(Object.keys(j), ["error_acc", "correct_acc", "f1", "total"]);
+    assert.deepEqual(Object.keys(j), ["error_acc", "correct_acc", "f1", "total", "skipped"]);
     assert.equal(j.total, 3);
     out.length = 0;
     await evalProcessBenchCommand({ reward: REWARD, data, limit: "1" }, io);
@@ -145,5 +151,27 @@ Deno.test("evalProcessBenchCommand() --json prints error_acc, correct_acc, f1, t
     await assert.rejects(evalProcessBenchCommand({ data }, io), /--reward is required/);
   } finally {
     await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("evaluateProcessBench() leaves out a sample longer than the reward model's context and says so", async () => {
+  const size = (s: { problem: string; steps: string[] }) =>
+    s.problem.length + s.steps.join("").length;
+  const [short] = (await readProcessBench(GSM8K)).sort((a, b) => size(a) - size(b));
+  const long = { ...short, id: "long", steps: [...short.steps, short.steps.join(" ").repeat(8)] };
+  const reward = await OnnxReward.load(REWARD);
+  try {
+    const skipped: string[] = [];
+    const r = await evaluateProcessBench([long, short], {
+      reward,
+      onSkip: (k) => skipped.push(k.id),
+    });
+    assert.deepEqual(r.predictions.map((p) => p.id), [short.id]);
+    assert.equal(r.total, 1);
+    assert.deepEqual(skipped, ["long"]);
+    assert.equal(r.skipped.length, 1);
+    assert.match(r.skipped[0].reason, /tokens, more than the model's context of 512/);
+  } finally {
+    await reward.close();
   }
 });
