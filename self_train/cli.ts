@@ -39,6 +39,24 @@ export interface CommandIo {
   warn?: (line: string) => void;
   /** Progress bars (default: drawn on stderr). */
   progress?: boolean;
+  /** Where progress bars write, as plain lines (default: stderr, redrawn on a terminal). */
+  progressTo?: (text: string) => void;
+}
+
+/** {@linkcode CommandIo} with its defaults filled in. */
+type Io = Required<Omit<CommandIo, "progressTo">> & Pick<CommandIo, "progressTo">;
+
+/** A progress bar where `io` wants one (none when progress is off). */
+function progressBar(
+  io: Io,
+  label: string,
+  options: { total?: number; unit: string },
+): Progress | undefined {
+  if (!io.progress) return undefined;
+  return new Progress(
+    label,
+    io.progressTo ? { ...options, write: io.progressTo, tty: false } : options,
+  );
 }
 
 /** Flag definitions in the form `node:util` `parseArgs` takes. */
@@ -163,13 +181,14 @@ export function numberFlag(
   return x;
 }
 
-function ioOf(io: CommandIo): Required<CommandIo> {
+function ioOf(io: CommandIo): Io {
   return {
     // deno-lint-ignore no-console -- a command prints its result
     print: io.print ?? ((l) => console.log(l)),
     // deno-lint-ignore no-console -- and its warnings
     warn: io.warn ?? ((l) => console.error(l)),
     progress: io.progress ?? true,
+    progressTo: io.progressTo,
   };
 }
 
@@ -202,7 +221,8 @@ async function withInterrupt<T>(
  *
  * - `--prm800k FILE --kind prm|hrm --format trl|openrlhf|paper`: human-labelled PRM800K.
  * - `--run ID --kind prm|hrm|hnc --format trl|openrlhf|paper`: samples of the run's annotation
- *   trees (search trees if it has none and they carry Monte-Carlo labels).
+ *   trees (search trees if it has none and they carry Monte-Carlo labels). Only the model build
+ *   (models/build/build.ts) stores annotation trees; runs of `deno task agent` have none.
  * - `--run ID --kind orm --format trl|openrlhf|paper`: its graded trajectories.
  * - `--run ID --kind sft --policy DIR|URL`: KL-SFT records scored by the reference policy.
  *   The format of `sft` is `sft`: `--format` may be left out or be `sft`; any other format is a
@@ -215,13 +235,16 @@ async function withInterrupt<T>(
  *
  * @param values Flag values (see {@linkcode EXPORT_OPTIONS}).
  * @param io Output (default: stdout and stderr).
- * @throws {RangeError} On a usage error, with a one-line message naming the flag.
+ * @throws {RangeError} On a usage error, with a one-line message starting with the flag.
+ * @throws {Error} When the input is missing (checked before anything is created), unreadable
+ *   or holds nothing to export; a failed export writes nothing and removes a folder it made.
  */
 export async function exportCommand(
   values: Record<string, unknown>,
   io: CommandIo = {},
 ): Promise<void> {
   const plan = exportPlan(checkValues(values));
+  await checkInputs(plan);
   const out = ioOf(io);
   const manifest = await withInterrupt(out.warn, async (signal) => {
     const ctx = { ...plan, io: out, signal };
@@ -239,7 +262,8 @@ interface ExportPlan {
   file?: string;
   db: string;
   authToken?: string;
-  seed: number;
+  /** `--seed`, undefined when not given (run exports then sample with seed 0). */
+  seed?: number;
   labels?: LabelMode;
   placeholder?: string;
   strict: boolean;
@@ -256,8 +280,13 @@ function exportPlan(v: Record<string, unknown>): ExportPlan {
   if (kind === undefined) throw new RangeError(`--kind is required: one of ${KINDS.join(", ")}`);
   const dir = need(v, "out");
   const run = str(v, "run"), file = str(v, "prm800k");
-  if ((run === undefined) === (file === undefined)) {
-    throw new RangeError("give exactly one of --run ID and --prm800k FILE");
+  if (run === undefined && file === undefined) {
+    throw new RangeError("--run ID or --prm800k FILE is required: give exactly one of them");
+  }
+  if (run !== undefined && file !== undefined) {
+    throw new RangeError(
+      "--run and --prm800k exclude each other: give exactly one of --run ID and --prm800k FILE",
+    );
   }
   const format = oneOf(v, "format", [...REWARD_FORMATS, "sft"] as const);
   if (kind === "sft" && format !== undefined && format !== "sft") {
@@ -285,7 +314,7 @@ function exportPlan(v: Record<string, unknown>): ExportPlan {
     file,
     db: str(v, "db") ?? "data/arborist.db",
     authToken: str(v, "auth-token") ?? Deno.env.get("LIBSQL_AUTH_TOKEN"),
-    seed: numberFlag(v, "seed", { integer: true }) ?? 0,
+    seed: numberFlag(v, "seed", { integer: true }),
     labels: oneOf(v, "labels", ["hard", "soft"] as const),
     placeholder: str(v, "placeholder"),
     strict: v.strict === true,
@@ -298,27 +327,87 @@ function exportPlan(v: Record<string, unknown>): ExportPlan {
   };
 }
 
+/**
+ * The input must be there before anything is created: the `--prm800k` file, or the `--db`
+ * file (opening a missing one would create and migrate an empty database).
+ */
+async function checkInputs(plan: ExportPlan): Promise<void> {
+  if (plan.file !== undefined) {
+    const info = await Deno.stat(plan.file).catch((e: Error) => e);
+    if (info instanceof Error || !info.isFile) {
+      const why = info instanceof Deno.errors.NotFound
+        ? "no such file"
+        : info instanceof Error
+        ? info.message
+        : "not a file";
+      throw new Error(`Cannot export --prm800k ${plan.file}: ${why}`);
+    }
+    return;
+  }
+  const path = localDbFile(plan.db);
+  if (path === undefined) return;
+  const info = await Deno.stat(path).catch((e: Error) => e);
+  if (info instanceof Error || !info.isFile) {
+    const why = info instanceof Deno.errors.NotFound
+      ? "no such database file (nothing was created; check --db)"
+      : info instanceof Error
+      ? info.message
+      : "not a file";
+    throw new Error(`Cannot export run '${plan.run}' from --db ${path}: ${why}`);
+  }
+}
+
+/** The file a store URL names (as store/ resolves it); undefined for memory and servers. */
+function localDbFile(url: string): string | undefined {
+  if (url === ":memory:" || url.startsWith("file::memory:")) return undefined;
+  if (url.startsWith("file:")) {
+    return decodeURIComponent(
+      url.slice("file:".length).replace(/^\/\/[^/?#]*/, "").replace(/[?#].*$/, ""),
+    );
+  }
+  return /^[a-z][a-z0-9+.-]+:/i.test(url) ? undefined : url;
+}
+
 /** A plan being carried out. */
-type ExportCtx = ExportPlan & { io: Required<CommandIo>; signal: AbortSignal };
+type ExportCtx = ExportPlan & { io: Io; signal: AbortSignal };
+
+/** Malformed lines of a PRM800K file warned of one by one; the rest are counted. */
+const WARN_LINES = 5;
 
 async function exportPrm800k(file: string, ctx: ExportCtx): Promise<ExportManifest> {
-  let bad = 0;
-  const bar = ctx.io.progress ? new Progress("prm800k", { unit: "samples" }) : undefined;
+  let bad = 0, records = 0, first = "";
+  const bar = progressBar(ctx.io, "prm800k", { unit: "samples" });
+  const read = readPrm800k(file, {
+    kind: ctx.kind as "prm" | "hrm",
+    strict: ctx.strict,
+    signal: ctx.signal,
+    onRecord: () => records++,
+    onError: (e) => {
+      if (++bad === 1) first = e.message;
+      if (bad <= WARN_LINES) ctx.io.warn(`warning: ${e.message} (skipped)`);
+    },
+  });
+  // Throwing here, inside the stream, discards the staged file: nothing is written.
+  async function* samples() {
+    yield* read;
+    if (bad > WARN_LINES) {
+      ctx.io.warn(`warning: ${bad - WARN_LINES} more malformed lines skipped (${bad} in all)`);
+    }
+    if (records === 0) {
+      throw new Error(
+        bad === 0
+          ? `Cannot export --prm800k ${file}: it holds no record (the file is empty)`
+          : `Cannot export --prm800k ${file}: none of its ${bad} lines is a PRM800K record (the first: ${first}); the file does not look like PRM800K, whose lines are JSON objects with 'question.problem' and 'label.steps'`,
+      );
+    }
+  }
   try {
-    const samples = readPrm800k(file, {
-      kind: ctx.kind as "prm" | "hrm",
-      strict: ctx.strict,
-      signal: ctx.signal,
-      onError: (e) => {
-        bad++;
-        ctx.io.warn(`warning: ${e.message} (skipped)`);
-      },
-    });
-    return await exportRewardSamples(samples, {
+    return await exportRewardSamples(samples(), {
       out: ctx.dir,
       format: ctx.format!,
       kind: ctx.kind,
       source: file,
+      seed: ctx.seed ?? null,
       labels: ctx.labels ?? "hard",
       placeholder: ctx.placeholder,
       settings: () => ({ malformed_lines_skipped: bad }),
@@ -342,11 +431,11 @@ async function exportRun(ctx: ExportCtx): Promise<ExportManifest> {
     // PRMTrainer would truncate them with int(), so trl stays hard unless asked.
     const soft = ctx.format === "openrlhf" && kind !== "orm";
     let treeKind: string | undefined;
-    const bar = ctx.io.progress ? new Progress(`export ${kind}`, { unit: "samples" }) : undefined;
+    const bar = progressBar(ctx.io, `export ${kind}`, { unit: "samples" });
     try {
       const samples = runRewardSamples(store, runId, {
         kind,
-        seed: ctx.seed,
+        seed: ctx.seed ?? 0,
         signal: ctx.signal,
         onTreeKind: (k) => {
           treeKind = k;
@@ -358,7 +447,7 @@ async function exportRun(ctx: ExportCtx): Promise<ExportManifest> {
         format: ctx.format!,
         kind,
         source: `run:${runId}`,
-        seed: ctx.seed,
+        seed: ctx.seed ?? 0,
         modelIds: { policy: run.policyId, reward: run.rewardId },
         labels: ctx.labels ?? (soft ? "soft" : "hard"),
         placeholder: ctx.placeholder,
@@ -384,7 +473,8 @@ async function exportSft(
   const runId = ctx.run!;
   const policy = await openPolicy(ctx.policy!, ctx.v);
   const total = (await store.runSummary(runId)).problems;
-  const bar = ctx.io.progress ? new Progress("export sft", { total, unit: "problems" }) : undefined;
+  const bar = progressBar(ctx.io, "export sft", { total, unit: "problems" });
+  let written = 0;
   try {
     const records = sftRecords(store, runId, {
       policy,
@@ -392,11 +482,13 @@ async function exportSft(
       minMc: ctx.minMc,
       minReward: ctx.minReward,
       signal: ctx.signal,
-      onProblem: (p) => bar?.tick(1, { records: p.records }),
+      // The bar shows the records so far, not the last problem's.
+      onProblem: (p) => bar?.tick(1, { records: written += p.records }),
     });
     return await exportSftRecords(records, {
       out: ctx.dir,
       source: `run:${runId}`,
+      seed: ctx.seed ?? null,
       modelIds: { reference_policy: policy.id, run_policy: ctx.runPolicy },
       settings: {
         prompt: plainPrompt("{question}"),
@@ -425,7 +517,7 @@ function openPolicy(at: string, v: Record<string, unknown>): Promise<PolicyModel
 
 function report(
   m: ExportManifest,
-  { dir, json, io }: { dir: string; json: boolean; io: Required<CommandIo> },
+  { dir, json, io }: { dir: string; json: boolean; io: Io },
 ): void {
   if (json) {
     io.print(JSON.stringify(m));
@@ -447,7 +539,8 @@ function report(
  * `deno task eval-processbench`: how well a reward model finds the first wrong step.
  * Predicted first wrong step = the first step scored under `--threshold` (default 0.5), -1
  * when none is. Prints the accuracy on erroneous samples, on correct samples, and their
- * harmonic mean (F1); `--json` prints `{"error_acc", "correct_acc", "f1", "total"}`.
+ * harmonic mean (F1); `--json` prints `{"error_acc", "correct_acc", "f1", "total", "skipped"}`
+ * (samples longer than the reward model's context are left out, counted in `skipped`).
  *
  * @param values Flag values (see {@linkcode EVAL_PROCESSBENCH_OPTIONS}).
  * @param io Output (default: stdout and stderr).
@@ -464,9 +557,7 @@ export async function evalProcessBenchCommand(
   const limit = numberFlag(v, "limit", { integer: true, min: 1 });
   const samples = (await readProcessBench(data)).slice(0, limit);
   const reward = await openReward(at, v);
-  const bar = out.progress
-    ? new Progress("processbench", { total: samples.length, unit: "samples" })
-    : undefined;
+  const bar = progressBar(out, "processbench", { total: samples.length, unit: "samples" });
   try {
     const r = await withInterrupt(out.warn, (signal) =>
       evaluateProcessBench(samples, {
@@ -474,13 +565,22 @@ export async function evalProcessBenchCommand(
         threshold,
         signal,
         onSample: () => bar?.tick(),
+        onSkip: () => bar?.tick(),
       }));
+    if (r.skipped.length) {
+      out.warn(
+        `warning: ${r.skipped.length} of ${samples.length} samples left out (the first: ${
+          r.skipped[0].id
+        }: ${r.skipped[0].reason})`,
+      );
+    }
     if (v.json === true) {
       out.print(JSON.stringify({
         error_acc: r.error_acc,
         correct_acc: r.correct_acc,
         f1: r.f1,
         total: r.total,
+        skipped: r.skipped.length,
       }));
       return;
     }
@@ -488,7 +588,11 @@ export async function evalProcessBenchCommand(
       r.predictions.filter((p) => label(p.label) && p.predicted === p.label).length;
     const pct = (x: number) => `${(100 * x).toFixed(1)}%`;
     out.print(
-      `ProcessBench ${data}: ${r.total} samples, reward ${reward.id}, threshold ${threshold}`,
+      `ProcessBench ${data}: ${r.total} samples${
+        r.skipped.length
+          ? ` (${r.skipped.length} longer than the reward model's context left out)`
+          : ""
+      }, reward ${reward.id}, threshold ${threshold}`,
     );
     out.print(
       `  accuracy on erroneous samples  ${pct(r.error_acc)} (${hits((l) => l >= 0)}/${r.errors})`,

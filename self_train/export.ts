@@ -6,12 +6,13 @@
  * written, fsynced; the manifest is then written the same way; only when all of that succeeded
  * are the files renamed over their targets, the manifest last. A throw, an abort or a kill
  * before that point leaves the previous export as it was (an abort or a throw also removes the
- * temporary files; a kill may leave one `*.tmp-*` behind, never a half-written target).
+ * temporary files, and the export folder if it created it; a kill may leave one `*.tmp-*`
+ * behind, never a half-written target).
  *
  * @module
  */
 import { createHash } from "node:crypto";
-import { join } from "node:path";
+import { dirname, join, resolve } from "node:path";
 // reward/ is imported for the paper's prompt only: the `paper` format must be exactly the text
 // the reference reward model reads, and reward/prompts.ts is where that text is defined.
 import { paperPrompt } from "../reward/mod.ts";
@@ -185,7 +186,10 @@ export interface ExportManifest {
   created_at: string;
   /** Where the data came from: `run:<id>` or the input file. */
   source: string;
-  /** The seed of any sampling (null when none was involved). */
+  /**
+   * The seed: for a run's reward samples the sampling seed (0 unless `--seed` was given); for
+   * PRM800K and sft exports, which sample nothing, the `--seed` given (null when none was).
+   */
   seed: number | null;
   /** Models involved, e.g. `{ policy, reward }` of the run, `{ reference_policy }` for sft. */
   model_ids: Record<string, string | null>;
@@ -374,9 +378,15 @@ async function writeExport(
       `Cannot export to file '${name}': choose a plain name other than manifest.json`,
     );
   }
-  await Deno.mkdir(options.out, { recursive: true });
+  const created = await makeDirs(options.out);
   const maker = new LineMaker(options.dedupe !== false);
-  const data = await stage(join(options.out, name), maker.lines(records, options), options);
+  let data: Staged;
+  try {
+    data = await stage(join(options.out, name), maker.lines(records, options), options);
+  } catch (e) {
+    await removeDirs(created);
+    throw e;
+  }
   let manifest: ExportManifest, staged: Staged;
   try {
     manifest = manifestOf(options, {
@@ -388,6 +398,7 @@ async function writeExport(
     staged = await stage(join(options.out, "manifest.json"), [text], options);
   } catch (e) {
     await data.discard();
+    await removeDirs(created);
     throw e;
   }
   // Both files are complete and synced: now the two renames, the manifest last.
@@ -395,6 +406,32 @@ async function writeExport(
   await staged.commit();
   await syncDir(options.out);
   return manifest;
+}
+
+/**
+ * `mkdir -p dir`; returns the folders it created, deepest first (so that a failed export can
+ * remove them and leave no empty folder behind).
+ */
+async function makeDirs(dir: string): Promise<string[]> {
+  const missing: string[] = [];
+  for (let d = resolve(dir);; d = dirname(d)) {
+    if (await Deno.stat(d).then(() => true, () => false)) break;
+    missing.push(d);
+    if (dirname(d) === d) break;
+  }
+  await Deno.mkdir(dir, { recursive: true });
+  return missing;
+}
+
+/** Remove folders made by {@linkcode makeDirs}, deepest first, stopping at one not empty. */
+async function removeDirs(created: readonly string[]): Promise<void> {
+  for (const d of created) {
+    try {
+      await Deno.remove(d); // not recursive: fails when something else was put there
+    } catch {
+      return;
+    }
+  }
 }
 
 function manifestOf(

@@ -102,7 +102,7 @@ export async function* runRewardSamples(
   }
   if (!any) {
     throw new Error(
-      `Cannot export ${options.kind} samples of run '${runId}': it has no annotation trees and no search trees`,
+      `Cannot export ${options.kind} samples of run '${runId}': it has no annotation trees and no search trees. ${HOW_TO_ANNOTATE}`,
     );
   }
 }
@@ -166,6 +166,10 @@ export function union(a: readonly RewardSample[], b: readonly RewardSample[]): R
   return out;
 }
 
+/** What to do when a run has no annotation trees (the error messages end with it). */
+const HOW_TO_ANNOTATE =
+  "prm, hrm and hnc samples need Monte-Carlo labels, which annotation trees carry: the model build makes them (`deno run -A models/build/build.ts`, its stage 'trees' writes run 'annotation-trees' into .build/trees.db: export with --run annotation-trees --db .build/trees.db). `deno task agent` runs store trajectories (and, for mcts, unlabelled search trees): export them with --kind orm or --kind sft";
+
 function checkLabelled(
   tree: StoredTree,
   { runId, kind }: { runId: string; kind: RunSampleKind },
@@ -176,12 +180,12 @@ function checkLabelled(
     throw new Error(
       `Cannot export ${what}: the run has no annotation trees, and its search trees carry no Monte-Carlo labels (search tree ${tree.id} of problem '${tree.problemId}': ${missing.length} of ${
         tree.nodes.length - 1
-      } nodes lack 'mcLabel'). Build annotation trees for its problems (mcts annotate(), stored with kind "annotation") and export again`,
+      } nodes lack 'mcLabel'). ${HOW_TO_ANNOTATE}`,
     );
   }
   if (kind === "hnc") {
     throw new Error(
-      `Cannot export ${what}: HNC recomputes Monte-Carlo labels from graded leaves, which only annotation trees have (the run has search trees only)`,
+      `Cannot export ${what}: HNC recomputes Monte-Carlo labels from graded leaves, which only annotation trees have (the run has search trees only); export it with --kind prm or hrm, or see the README for runs with annotation trees`,
     );
   }
 }

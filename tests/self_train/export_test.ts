@@ -264,6 +264,22 @@ Deno.test("a half-written export never replaces a good one, and leaves no temp f
   });
 });
 
+Deno.test("a failed export removes the folders it created, and only those", async () => {
+  await withTempDir(async (dir) => {
+    // deno-lint-ignore require-yield -- a stream that fails before its first sample
+    async function* failing(): AsyncGenerator<RewardSample> {
+      throw new Error("disk on fire");
+    }
+    const opts = { format: "trl", kind: "prm", source: "x" } as const;
+    await assert.rejects(exportRewardSamples(failing(), { ...opts, out: `${dir}/a/b` }), /fire/);
+    await assert.rejects(Deno.stat(`${dir}/a`), Deno.errors.NotFound);
+    await Deno.mkdir(`${dir}/kept`);
+    await assert.rejects(exportRewardSamples(failing(), { ...opts, out: `${dir}/kept` }), /fire/);
+    assert.ok((await Deno.stat(`${dir}/kept`)).isDirectory);
+    assert.deepEqual(await Array.fromAsync(Deno.readDir(`${dir}/kept`)), []);
+  });
+});
+
 Deno.test("exportRewardSamples() of tree samples: soft labels in openrlhf and trl", async () => {
   const tree = await scriptedAnnotation();
   const samples = treeSamples(tree, { question: "What is 3 + 4?", merged: true, seed: 5 });

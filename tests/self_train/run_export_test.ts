@@ -71,7 +71,29 @@ Deno.test("runRewardSamples() says what is missing when a run has unlabelled sea
   await populate(store);
   await assert.rejects(
     collect(runRewardSamples(store, "r2", { kind: "hrm" })),
-    /run 'r2': the run has no annotation trees, and its search trees carry no Monte-Carlo labels \(search tree \d+ of problem 'q1': 2 of 2 nodes lack 'mcLabel'\)\. Build annotation trees/,
+    /run 'r2': the run has no annotation trees, and its search trees carry no Monte-Carlo labels \(search tree \d+ of problem 'q1': 2 of 2 nodes lack 'mcLabel'\)\. prm, hrm and hnc samples need Monte-Carlo labels, which annotation trees carry: the model build makes them \(`deno run -A models\/build\/build\.ts`.* export them with --kind orm or --kind sft$/,
+  );
+  // A run with no trees at all (a step-greedy run of `deno task agent`) says the same.
+  await store.createRun({
+    id: "r3",
+    strategy: "step-greedy",
+    config: {},
+    seed: 0,
+    policyId: "scripted",
+    problemsSource: "hand",
+  });
+  await store.saveProblemResult("r3", {
+    problemId: "s1",
+    index: 0,
+    question: "Q",
+    gold: "1",
+    tokens: 0,
+    seconds: 0,
+    trajectories: [{ steps: ["ANSWER 1"], stepRewards: [0.9], score: 0.9, correct: true }],
+  });
+  await assert.rejects(
+    collect(runRewardSamples(store, "r3", { kind: "prm" })),
+    /run 'r3': it has no annotation trees and no search trees\. .*`deno run -A models\/build\/build\.ts`.*--run annotation-trees --db \.build\/trees\.db.*--kind orm or --kind sft$/,
   );
   await assert.rejects(collect(runRewardSamples(store, "nope", { kind: "prm" })), /no such run/);
 });
@@ -160,11 +182,106 @@ Deno.test("exportCommand() --prm800k warns of a malformed line and records it in
     assert.deepEqual(m.options, { malformed_lines_skipped: 1, labels: "hard" });
     await assert.rejects(
       exportCommand(
-        { prm800k: file, kind: "hrm", format: "trl", out: `${dir}/t`, strict: true },
+        { prm800k: file, kind: "hrm", format: "trl", out: `${dir}/t/u`, strict: true },
         q.io,
       ),
       new RegExp(`${file}:2: not JSON`),
     );
+    // The failed export leaves no folder behind (nor the parent it created).
+    await assert.rejects(Deno.stat(`${dir}/t`), Deno.errors.NotFound);
+  });
+});
+
+Deno.test("exportCommand() --prm800k of a file that is not PRM800K: a few warnings, then an error, nothing written", async () => {
+  await withDb(async (_db, dir) => {
+    const file = `${dir}/gsm8k.jsonl`;
+    const gsm = (i: number) => JSON.stringify({ question: `What is ${i} + 1?`, answer: "#### 2" });
+    await Deno.writeTextFile(file, Array.from({ length: 9 }, (_, i) => gsm(i)).join("\n") + "\n");
+    const q = quiet();
+    await assert.rejects(
+      exportCommand({ prm800k: file, kind: "prm", format: "trl", out: `${dir}/x` }, q.io),
+      (e: Error) => {
+        assert.ok(!(e instanceof RangeError), "not a flag error: exit 1");
+        assert.match(
+          e.message,
+          new RegExp(
+            `^Cannot export --prm800k ${file}: none of its 9 lines is a PRM800K record \\(the first: ${file}:1: not a PRM800K record: field 'question' .*\\); the file does not look like PRM800K`,
+          ),
+        );
+        return true;
+      },
+    );
+    assert.equal(q.err.length, 6);
+    q.err.slice(0, 5).forEach((l, i) =>
+      assert.match(l, new RegExp(`^warning: ${file}:${i + 1}: not a PRM800K record`))
+    );
+    assert.equal(q.err[5], "warning: 4 more malformed lines skipped (9 in all)");
+    await assert.rejects(Deno.stat(`${dir}/x`), Deno.errors.NotFound);
+
+    await Deno.writeTextFile(`${dir}/blank.jsonl`, "\n\n");
+    await assert.rejects(
+      exportCommand(
+        { prm800k: `${dir}/blank.jsonl`, kind: "prm", format: "trl", out: `${dir}/x` },
+        q.io,
+      ),
+      /it holds no record \(the file is empty\)/,
+    );
+    await assert.rejects(Deno.stat(`${dir}/x`), Deno.errors.NotFound);
+  });
+});
+
+Deno.test("exportCommand() --prm800k records --seed in the manifest (null when not given)", async () => {
+  await withDb(async (_db, dir) => {
+    const file = `${dir}/small.jsonl`;
+    await Deno.writeTextFile(
+      file,
+      (await Deno.readTextFile(PHASE1)).split("\n").slice(0, 3).join("\n"),
+    );
+    const q = quiet();
+    await exportCommand(
+      { prm800k: file, kind: "prm", format: "trl", out: `${dir}/a`, seed: "7" },
+      q.io,
+    );
+    assert.equal(JSON.parse(await Deno.readTextFile(`${dir}/a/manifest.json`)).seed, 7);
+    await exportCommand({ prm800k: file, kind: "prm", format: "trl", out: `${dir}/b` }, q.io);
+    assert.equal(JSON.parse(await Deno.readTextFile(`${dir}/b/manifest.json`)).seed, null);
+  });
+});
+
+Deno.test("exportCommand() checks its input before creating anything: no folder, no database", async () => {
+  await withDb(async (db, dir) => {
+    const q = quiet();
+    await assert.rejects(
+      exportCommand(
+        { prm800k: `${dir}/nosuch.jsonl`, kind: "prm", format: "trl", out: `${dir}/x` },
+        q.io,
+      ),
+      new RegExp(`^Error: Cannot export --prm800k ${dir}/nosuch.jsonl: no such file$`),
+    );
+    await assert.rejects(Deno.stat(`${dir}/x`), Deno.errors.NotFound);
+    for (const missing of [`${dir}/nosuch.db`, `file:${dir}/nosuch.db`]) {
+      await assert.rejects(
+        exportCommand(
+          { run: "r1", db: missing, kind: "orm", format: "trl", out: `${dir}/x` },
+          q.io,
+        ),
+        new RegExp(`Cannot export run 'r1' from --db ${dir}/nosuch.db: no such database file`),
+      );
+      await assert.rejects(Deno.stat(`${dir}/nosuch.db`), Deno.errors.NotFound);
+      await assert.rejects(Deno.stat(`${dir}/x`), Deno.errors.NotFound);
+    }
+    // An existing database without the run: an error, and still no folder.
+    await assert.rejects(
+      exportCommand({ run: "nope", db, kind: "orm", format: "trl", out: `${dir}/x` }, q.io),
+      /no such run/,
+    );
+    await assert.rejects(Deno.stat(`${dir}/x`), Deno.errors.NotFound);
+    // A run export that fails (search trees without labels) removes the folder it made.
+    await assert.rejects(
+      exportCommand({ run: "r2", db, kind: "prm", format: "trl", out: `${dir}/x` }, q.io),
+      /carry no Monte-Carlo labels/,
+    );
+    await assert.rejects(Deno.stat(`${dir}/x`), Deno.errors.NotFound);
   });
 });
 
@@ -181,10 +298,13 @@ Deno.test("exportCommand() usage errors are one-line RangeErrors naming the flag
         "--kind is required: one of prm, hrm, hnc, orm, sft",
       ],
       [{ run: "r1", kind: "prm", format: "trl" }, "--out is required"],
-      [{ kind: "prm", format: "trl", out: dir }, "give exactly one of --run ID and --prm800k FILE"],
+      [
+        { kind: "orm", format: "trl", out: dir },
+        "--run ID or --prm800k FILE is required: give exactly one of them",
+      ],
       [
         { run: "r1", prm800k: PHASE1, kind: "prm", format: "trl", out: dir },
-        "give exactly one of --run ID and --prm800k FILE",
+        "--run and --prm800k exclude each other: give exactly one of --run ID and --prm800k FILE",
       ],
       [
         { run: "r1", kind: "sft", format: "trl", out: dir, db },
@@ -224,6 +344,8 @@ Deno.test("exportCommand() usage errors are one-line RangeErrors naming the flag
       await assert.rejects(exportCommand(values, q.io), (e: Error) => {
         assert.ok(e instanceof RangeError, `${message}: got ${e}`);
         assert.ok(e.message.startsWith(message), `expected '${message}', got '${e.message}'`);
+        // main.ts exits 2 (a flag error) only for a RangeError that starts with "--".
+        assert.ok(e.message.startsWith("--"), `not a flag error for main.ts: '${e.message}'`);
         assert.ok(!e.message.includes("\n"));
         return true;
       });

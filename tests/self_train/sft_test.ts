@@ -184,11 +184,13 @@ Deno.test("exportCommand() --kind sft scores with --policy and writes format sft
     } finally {
       await store.close();
     }
-    const out: string[] = [];
+    const out: string[] = [], bar: string[] = [];
     await exportCommand(
       { run: "r1", kind: "sft", out: `${dir}/sft`, db, policy: POLICY, "min-reward": "0.55" },
-      { print: (l) => out.push(l), warn: () => {}, progress: false },
+      { print: (l) => out.push(l), warn: () => {}, progressTo: (t) => bar.push(t) },
     );
+    // The bar ends on the records written in all (3 of p1, 2 of p2), not the last problem's.
+    assert.match(bar.at(-1)!, /^export sft .* 2\/2 problems .* records 5\n$/);
     const m = JSON.parse(await Deno.readTextFile(`${dir}/sft/manifest.json`));
     assert.equal(m.format, "sft");
     assert.deepEqual(m.model_ids, { reference_policy: "decoder-fp32", run_policy: "scripted" });
