@@ -61,7 +61,8 @@ interface Command {
   summary: string;
   usage: string;
   options: Options;
-  run(values: Record<string, unknown>): Promise<void>;
+  /** Run the command; a number is the exit code (none: 0). */
+  run(values: Record<string, unknown>): Promise<void | number>;
 }
 
 const COMMON: Options = {
@@ -303,9 +304,14 @@ async function runScoreSteps(values: Record<string, unknown>): Promise<void> {
   const steps = text.replace(/\r\n/g, "\n").split(/\n[ \t]*\n/).map((s) => s.trim()).filter((
     s,
   ) => s.length > 0);
+  if (steps.length === 0) {
+    throw new Error(
+      `Cannot score: --steps-file ${file} holds no steps (paragraphs separated by a blank line)`,
+    );
+  }
   const reward = await OnnxReward.load(dir, {
-    head: values.head as RewardConfig["head"] | undefined,
-    format: values.format as RewardConfig["format"] | undefined,
+    head: oneOf(values, "head", REWARD_HEADS),
+    format: oneOf(values, "format", REWARD_FORMATS),
     step_tag: values["step-tag"] as string | undefined,
     step_token: values["step-token"] as string | undefined,
     system_prompt: values["system-prompt"] as string | undefined,
@@ -336,6 +342,12 @@ function oneOf<T extends string>(
 }
 
 const FORMATS = ["gsm8k", "math", "processbench", "prm800k", "auto"] as const;
+const REWARD_HEADS: readonly RewardConfig["head"][] = [
+  "token-classification",
+  "lm-tokens",
+  "sequence-classification",
+];
+const REWARD_FORMATS: readonly RewardConfig["format"][] = ["qwen-prm", "math-shepherd", "paper"];
 
 async function problemsFrom(values: Record<string, unknown>): Promise<Problem[]> {
   const spec = values.problems as string | undefined;
@@ -347,11 +359,22 @@ async function problemsFrom(values: Record<string, unknown>): Promise<Problem[]>
     throw new UsageError((e as Error).message);
   }
   if (synthetic) {
-    const ps = generateProblems(synthetic.count, {
-      seed: num(values, "seed", { integer: true }) ?? 0,
-      minSteps: synthetic.minSteps,
-      maxSteps: synthetic.maxSteps,
-    });
+    if (synthetic.count < 1) {
+      throw new UsageError(`--problems synthetic:N needs N >= 1: got '${spec}'`);
+    }
+    if (values.format !== undefined) {
+      throw new UsageError(`--format is for a problems file, not for --problems ${spec}`);
+    }
+    let ps;
+    try {
+      ps = generateProblems(synthetic.count, {
+        seed: num(values, "seed", { integer: true }) ?? 0,
+        minSteps: synthetic.minSteps,
+        maxSteps: synthetic.maxSteps,
+      });
+    } catch (e) {
+      throw new UsageError(`--problems ${spec}: ${(e as Error).message}`);
+    }
     const limit = num(values, "limit", { integer: true, min: 1 });
     return limit === undefined ? ps : ps.slice(0, limit);
   }
@@ -415,8 +438,8 @@ async function modelsFrom(
   const threads = num(values, "threads", { integer: true, min: 1 });
   const apiKey = values["api-key"] as string | undefined;
   const rewardFlags = {
-    head: values.head as RewardConfig["head"] | undefined,
-    format: values["format-reward"] as RewardConfig["format"] | undefined,
+    head: oneOf(values, "head", REWARD_HEADS),
+    format: oneOf(values, "format-reward", REWARD_FORMATS),
     threads,
     apiKey,
   };
@@ -455,8 +478,29 @@ function summaryTable(r: RunReport): string {
   return ["| | |", "|---|---|", ...rows.map(([a, b]) => `| ${a} | ${b} |`)].join("\n");
 }
 
-async function runAgentCommand(values: Record<string, unknown>): Promise<void> {
+/** `--seconds`, which must be > 0 (a zero budget would store unsolved problems as done). */
+function positiveSeconds(values: Record<string, unknown>): number {
+  const s = num(values, "seconds", { min: 0 })!;
+  if (s === 0) throw new UsageError("--seconds must be > 0: got '0'");
+  return s;
+}
+
+/** Flags the default run (`deno task agent` without --problems and --policy) takes. */
+const DEFAULT_RUN_FLAGS = ["limit", "threads", "json", "help"];
+
+/** Exit code of a run stopped by Ctrl-C (128 + SIGINT), so scripts can tell it from success. */
+const INTERRUPTED = 130;
+
+async function runAgentCommand(values: Record<string, unknown>): Promise<void | number> {
   if (values.problems === undefined && values.policy === undefined) {
+    const other = Object.keys(values).filter((k) => !DEFAULT_RUN_FLAGS.includes(k));
+    if (other.length) {
+      throw new UsageError(
+        `the default run (no --problems, no --policy) takes only ${
+          DEFAULT_RUN_FLAGS.map((f) => `--${f}`).join(", ")
+        }: got ${other.map((f) => `--${f}`).join(", ")} (give --problems and --policy to set them)`,
+      );
+    }
     const rows = await defaultRun({
       threads: num(values, "threads", { integer: true, min: 1 }),
       count: num(values, "limit", { integer: true, min: 1 }),
@@ -471,7 +515,7 @@ async function runAgentCommand(values: Record<string, unknown>): Promise<void> {
   const budget = {
     simulations: num(values, "simulations", { integer: true, min: 1 }),
     tokens: num(values, "max-tokens", { integer: true, min: 1 }),
-    ms: values.seconds === undefined ? undefined : num(values, "seconds", { min: 0 })! * 1000,
+    ms: values.seconds === undefined ? undefined : positiveSeconds(values) * 1000,
   };
   const seed = num(values, "seed", { integer: true }) ?? 0;
   const maxStepTokens = num(values, "max-step-tokens", { integer: true, min: 1 });
@@ -526,6 +570,7 @@ async function runAgentCommand(values: Record<string, unknown>): Promise<void> {
     } else {
       print(summaryTable(report));
     }
+    if (report.stopped) return INTERRUPTED;
   } finally {
     Deno.removeSignalListener("SIGINT", onInt);
     if (models) await closeModels(models);
@@ -810,6 +855,25 @@ async function runGrade(values: Record<string, unknown>): Promise<void> {
   }
 }
 
+/**
+ * `--seed -1` as `--seed=-1`: parseArgs reads a value that starts with "-" only in the `=` form
+ * and calls the spaced one ambiguous, so a negative number after a value-taking flag is joined to
+ * it (range checks then say whether the value is allowed).
+ */
+function joinNegativeValues(args: string[], options: Options): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i];
+    const name = a.startsWith("--") && !a.includes("=") ? a.slice(2) : undefined;
+    if (name && options[name]?.type === "string" && /^-(\d|\.\d)/.test(args[i + 1] ?? "")) {
+      out.push(`${a}=${args[++i]}`);
+    } else {
+      out.push(a);
+    }
+  }
+  return out;
+}
+
 /** Commands of other folders report bad flags as one-line RangeErrors starting with "--". */
 function isFlagError(e: Error): boolean {
   return e instanceof RangeError && e.message.startsWith("--");
@@ -837,7 +901,7 @@ export async function main(args: string[]): Promise<number> {
     let parsed;
     try {
       parsed = parseArgs({
-        args: rest,
+        args: joinNegativeValues(rest, { ...COMMON, ...command.options }),
         options: { ...COMMON, ...command.options },
         strict: true,
         allowPositionals: false,
@@ -849,8 +913,7 @@ export async function main(args: string[]): Promise<number> {
       print(`usage: deno task ${command.usage}\n\n${command.summary}`);
       return 0;
     }
-    await command.run(parsed.values);
-    return 0;
+    return (await command.run(parsed.values)) ?? 0;
   } catch (e) {
     const err = e as Error;
     console.error(`error: ${err.message}`);

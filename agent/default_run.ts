@@ -74,6 +74,8 @@ export interface DefaultRunOptions {
   problemSeed?: number;
   /** Sampling temperature of every sampled configuration (default 0.7, as the bundled trees). */
   temperature?: number;
+  /** Longest step in tokens (default {@linkcode BUNDLED_MAX_STEP_TOKENS}, as the trees and eval). */
+  maxStepTokens?: number;
   /** Threads. */
   threads?: number;
   /** Cancellation. */
@@ -153,6 +155,7 @@ export async function defaultRun(options: DefaultRunOptions = {}): Promise<Defau
         const s = await solve(p.question, {
           ...c.o,
           temperature: options.temperature ?? 0.7,
+          steps: { maxStepTokens: options.maxStepTokens ?? BUNDLED_MAX_STEP_TOKENS },
           seed: p.index,
           signal: options.signal,
           models: {

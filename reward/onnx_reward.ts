@@ -79,6 +79,14 @@ export async function readRewardConfig(
   overrides: Partial<RewardConfig> = {},
 ): Promise<RewardConfig> {
   const path = join(dir, "reward.json");
+  const stat = await Deno.stat(dir).catch(() => undefined);
+  if (!stat?.isDirectory) {
+    throw new Error(
+      `Cannot load reward model: ${dir} is ${
+        stat ? "not a directory" : "not there (no such directory)"
+      }`,
+    );
+  }
   const fromFile = await readJsonIfAny(path) ?? {};
   const defined = Object.fromEntries(
     Object.entries(overrides).filter(([, v]) => v !== undefined),
@@ -88,7 +96,7 @@ export async function readRewardConfig(
     throw new Error(
       `Cannot load reward model ${dir}: no head/format (${path} ${
         Object.keys(fromFile).length ? "lacks them" : "does not exist"
-      }); pass --head token-classification|lm-tokens|sequence-classification and --format qwen-prm|math-shepherd|paper`,
+      }); pass --head token-classification|lm-tokens|sequence-classification and the format, qwen-prm|math-shepherd|paper (--format in score-steps, --format-reward in agent)`,
     );
   }
   const parsed = configSchema.safeParse(merged);

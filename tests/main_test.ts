@@ -329,7 +329,7 @@ Deno.test("agent stops before any work when the database cannot be opened", asyn
   assert.doesNotMatch(r.stderr, /problems\/s/);
 });
 
-Deno.test("Ctrl-C stops the agent cleanly: exit 0, finished problems committed, run 'stopped'", async () => {
+Deno.test("Ctrl-C stops the agent cleanly: exit 130, finished problems committed, run 'stopped'", async () => {
   const dir = await Deno.makeTempDir();
   try {
     const args = [
@@ -370,7 +370,7 @@ Deno.test("Ctrl-C stops the agent cleanly: exit 0, finished problems committed, 
     });
     const [status, out] = await Promise.all([child.status, new Response(child.stdout).text()]);
     await rest;
-    assert.equal(status.code, 0);
+    assert.equal(status.code, 130, "a stopped run exits 130 (128 + SIGINT)");
     const j = JSON.parse(out);
     assert.ok(j.problems >= 1 && j.problems < 40, `${j.problems} problems`);
     const { openStore } = await import("../store/mod.ts");
@@ -458,6 +458,94 @@ Deno.test("eval --out journals every problem: a second run resumes, another conf
     const changed = await cli(mine);
     assert.equal(changed.code, 2, changed.stderr);
     assert.match(changed.stderr, /another configuration.*--fresh/);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("flag values: negative numbers after a space, enums, budgets and synthetic specs", async () => {
+  const gen = ["generate", "--model", POLICY, "--prompt", "Hello", "--max-new-tokens", "3"];
+  const neg = await cli([...gen, "--seed", "-1", "--json"]);
+  assert.equal(neg.code, 0, neg.stderr);
+  const negEq = await cli([...gen, "--seed=-1", "--json"]);
+  assert.deepEqual(JSON.parse(neg.stdout).ids, JSON.parse(negEq.stdout).ids);
+  const temp = await cli([...gen, "--temperature", "-1"]);
+  assert.equal(temp.code, 2);
+  assert.match(temp.stderr, /--temperature must be a number >= 0: got '-1'/);
+  const cases: [string[], RegExp][] = [
+    [
+      [
+        "score-steps",
+        "--reward",
+        REWARD,
+        "--head",
+        "bogus",
+        "--question",
+        "q",
+        "--steps-file",
+        MAIN,
+      ],
+      /--head must be one of token-classification, lm-tokens, sequence-classification: got 'bogus'/,
+    ],
+    [["agent", "--problems", "synthetic:0", "--policy", POLICY], /synthetic:N needs N >= 1/],
+    [
+      ["agent", "--problems", "synthetic:3:5-2", "--policy", POLICY],
+      /--problems synthetic:3:5-2: .*minSteps/,
+    ],
+    [
+      ["agent", "--problems", "synthetic:3", "--format", "gsm8k", "--policy", POLICY],
+      /--format is for a problems file/,
+    ],
+    [[
+      "agent",
+      "--problems",
+      "synthetic:3",
+      "--policy",
+      POLICY,
+      "--strategy",
+      "greedy",
+      "--seconds",
+      "0",
+    ], /--seconds must be > 0/],
+    [
+      ["agent", "--limit", "2", "--strategy", "greedy"],
+      /the default run .* takes only --limit, --threads, --json, --help: got --strategy/,
+    ],
+  ];
+  for (const [args, message] of cases) {
+    const r = await cli(args);
+    assert.equal(r.code, 2, `${args.join(" ")}: ${r.stderr}`);
+    assert.match(r.stderr, message);
+    assert.equal(r.stderr.trim().split("\n").length, 1, r.stderr);
+  }
+});
+
+Deno.test("score-steps names a missing reward directory and an empty steps file", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const missing = await cli([
+      "score-steps",
+      "--reward",
+      `${dir}/nope`,
+      "--question",
+      "q",
+      "--steps-file",
+      MAIN,
+    ]);
+    assert.equal(missing.code, 1);
+    assert.match(missing.stderr, /nope is not there \(no such directory\)/);
+    await Deno.writeTextFile(`${dir}/empty.txt`, "\n\n  \n");
+    const empty = await cli([
+      "score-steps",
+      "--reward",
+      REWARD,
+      "--question",
+      "q",
+      "--steps-file",
+      `${dir}/empty.txt`,
+    ]);
+    assert.equal(empty.code, 1);
+    assert.match(empty.stderr, /holds no steps/);
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
