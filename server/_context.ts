@@ -9,7 +9,7 @@ import type { ContentfulStatusCode } from "hono/utils/http-status";
 import type { RewardModel } from "../reward/mod.ts";
 import type { RunStore } from "../store/mod.ts";
 import type { ServerConfig } from "./_config.ts";
-import { apiError } from "./_errors.ts";
+import { apiError, clip } from "./_errors.ts";
 import type { Metrics } from "./_metrics.ts";
 import { QueueFullError, type Ticket, type WorkQueue } from "./_queue.ts";
 import type { ServerPolicy } from "./_served_policy.ts";
@@ -83,13 +83,29 @@ export interface AppContext {
 
 const UTF8 = new TextDecoder("utf-8", { fatal: true });
 
+/** True for `application/json` and the `+json` types (parameters such as charset aside). */
+function isJsonType(contentType: string): boolean {
+  const type = contentType.split(";", 1)[0].trim().toLowerCase();
+  return type === "application/json" || /^application\/[\w.+-]*\+json$/.test(type);
+}
+
 /**
- * The request body as JSON: 400 for an empty body, invalid UTF-8 or broken JSON.
+ * The request body as JSON: 415 for a body declared as another media type (a missing
+ * `Content-Type` is read as JSON), 400 for an empty body, invalid UTF-8 or broken JSON.
  *
  * @param c The request context.
  * @returns The decoded value.
  */
 export async function readJson(c: Context): Promise<unknown> {
+  const type = c.req.header("content-type");
+  if (type !== undefined && type.trim() !== "" && !isJsonType(type)) {
+    throw apiError(
+      415,
+      `Content-Type: the body must be JSON (application/json), got '${
+        clip(type.trim(), 100)
+      }' (with curl, add -H 'content-type: application/json')`,
+    );
+  }
   const bytes = new Uint8Array(await c.req.arrayBuffer());
   if (bytes.length === 0) throw apiError(400, "The request body is empty: expected a JSON object");
   let text: string;

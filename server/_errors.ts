@@ -15,6 +15,7 @@ export const ERROR_TYPES: Readonly<Record<number, string>> = {
   404: "not_found",
   405: "method_not_allowed",
   413: "payload_too_large",
+  415: "unsupported_media_type",
   429: "rate_limited",
   499: "cancelled",
   500: "internal_error",
@@ -81,12 +82,25 @@ function valueAt(data: unknown, path: readonly PropertyKey[]): unknown {
 export function describe(v: unknown): string {
   if (v === undefined) return "nothing";
   if (v === null) return "null";
-  if (Array.isArray(v)) return `an array of ${v.length}`;
+  if (Array.isArray(v)) return v.length === 0 ? "an empty array" : `an array of ${v.length}`;
   if (typeof v === "string") {
     return v.length > 40 ? `a string of ${v.length} characters` : JSON.stringify(v);
   }
   if (typeof v === "object") return "an object";
+  if (typeof v === "number" && !Number.isFinite(v)) return "a number too large to represent";
   return String(v);
+}
+
+/**
+ * A client-given string to quote in a message, cut to `max` characters so that a huge value
+ * does not fill the response (`"abc…" (5000 characters)`).
+ *
+ * @param s The string.
+ * @param max Characters kept (default 64).
+ * @returns The string itself when short, else its start and its length.
+ */
+export function clip(s: string, max = 64): string {
+  return s.length <= max ? s : `${s.slice(0, max)}… (${s.length} characters)`;
 }
 
 function boundText(
@@ -131,7 +145,12 @@ function issueLine(issue: z.core.$ZodIssue, data: unknown): string {
       return `${where}: ${boundText(issue, issue.minimum, "min")}, got ${got(v, issue.origin)}`;
     case "invalid_type":
       if (v === undefined) return `${where}: is required (${issue.expected})`;
+      if (typeof v === "number" && !Number.isFinite(v)) {
+        return `${where}: must be a finite number, got a number too large to represent`;
+      }
       return `${where}: must be ${article(issue.expected)}, got ${kindOf(v)}`;
+    case "invalid_union":
+      return unionLine(where, issue, data);
     case "invalid_value":
       return `${where}: must be one of ${
         issue.values.map((x) => JSON.stringify(x)).join(", ")
@@ -141,12 +160,68 @@ function issueLine(issue: z.core.$ZodIssue, data: unknown): string {
         issue.keys.map((k) => `'${k}'`).join(", ")
       }`;
     case "invalid_format":
+      if (issue.format === "regex") return `${where}: ${issue.message}, got ${describe(v)}`;
       return `${where}: must be a valid ${issue.format}, got ${describe(v)}`;
     case "not_multiple_of":
       return `${where}: must be a multiple of ${issue.divisor}, got ${describe(v)}`;
     default:
       return `${where}: ${issue.message}`;
   }
+}
+
+/**
+ * A failed union (a field that takes several forms): what it accepts, what was sent and, when
+ * exactly one form matched the value's type, why that form failed. The accepted forms come
+ * from the union's own `error` text where the schema gives one (`z.union([...], { error:
+ * "a string or an array of strings" })`), else from the types its branches expect.
+ */
+function unionLine(
+  where: string,
+  issue: z.core.$ZodIssueInvalidUnion,
+  data: unknown,
+): string {
+  const v = valueAt(data, issue.path);
+  const branches = issue.errors ?? [];
+  const rootType = (b: readonly z.core.$ZodIssue[]) =>
+    b.find((i) => i.code === "invalid_type" && i.path.length === 0) as
+      | z.core.$ZodIssueInvalidType
+      | undefined;
+  const own = issue.message && !/^Invalid input/.test(issue.message) ? issue.message : undefined;
+  const forms = own ??
+    orList(
+      [...new Set(branches.map((b) => rootType(b)?.expected).filter((e) => e))].map((e) =>
+        article(e!)
+      ),
+    );
+  if (v === undefined) return `${where}: is required (${forms || "a value"})`;
+  const line = `${where}: expected ${forms || "another value"}, got ${valueKind(v)}`;
+  const matched = branches.filter((b) => b.length > 0 && !rootType(b));
+  if (matched.length !== 1) return line;
+  const inner = matched[0][0];
+  if (inner.path.length === 0 && (inner.code === "too_small" || inner.code === "too_big")) {
+    return `${line} (${issueLine(inner, v).replace(/^body: /, "")})`;
+  }
+  return `${line} (${issueLine({ ...inner, path: [...issue.path, ...inner.path] }, data)})`;
+}
+
+/** "a, b or c". */
+function orList(items: string[]): string {
+  return items.length <= 1 ? items.join("") : `${items.slice(0, -1).join(", ")} or ${items.at(-1)}`;
+}
+
+/** What a value is, in a few words: `an empty array`, `an array of integers and strings`. */
+function valueKind(v: unknown): string {
+  if (!Array.isArray(v)) return kindOf(v);
+  if (v.length === 0) return "an empty array";
+  const kinds = [...new Set(v.map(elementKind))];
+  return `an array of ${orList(kinds).replace(/ or ([^ ]+)$/, " and $1")}`;
+}
+
+function elementKind(v: unknown): string {
+  if (v === null) return "null";
+  if (Array.isArray(v)) return "arrays";
+  if (typeof v === "number") return Number.isInteger(v) ? "integers" : "numbers";
+  return `${typeof v}s`;
 }
 
 function article(expected: string): string {
@@ -168,11 +243,19 @@ function kindOf(v: unknown): string {
  *
  * @param error The zod error.
  * @param data What was parsed (to quote the values given).
- * @returns E.g. `"budget.simulations: must be <= 512, got 100000"`; issues joined by "; ".
+ * @param options `prefix` put before each issue (e.g. "--" for command-line flags).
+ * @returns E.g. `"budget.simulations: must be <= 512, got 100000"`; issues joined by "; ",
+ *   repeated lines once.
  */
-export function formatZodError(error: z.ZodError, data: unknown): string {
-  const lines = error.issues.slice(0, 5).map((i) => issueLine(i, data));
-  if (error.issues.length > 5) lines.push(`and ${error.issues.length - 5} more`);
+export function formatZodError(
+  error: z.ZodError,
+  data: unknown,
+  options: { prefix?: string } = {},
+): string {
+  // One value can break two rules that read the same (zod's int() and max() on 1e300).
+  const all = [...new Set(error.issues.map((i) => (options.prefix ?? "") + issueLine(i, data)))];
+  const lines = all.slice(0, 5);
+  if (all.length > 5) lines.push(`and ${all.length - 5} more`);
   return lines.join("; ");
 }
 

@@ -61,19 +61,25 @@ function registerModels(app: Hono, ctx: AppContext): void {
 
 const contentPart = z.looseObject({ type: z.string(), text: z.string().optional() });
 
+const CHAT_MAX_TOKENS_TEXT =
+  'Hard limit on each choice\'s message: it is cut at this many tokens (finish_reason "length"; usage.completion_tokens counts the messages sent). The search also reads it as its soft token budget (see /v1/reason budget.max_tokens); arborist.steps and arborist.stats show the whole solution and what the search spent.';
+
 /** The body of `POST /v1/chat/completions`. */
 function buildChatSchema(limits: Limits) {
   return z.looseObject({
     model: z.string().max(256).optional(),
     messages: z.array(z.looseObject({
       role: z.enum(["system", "developer", "user", "assistant", "tool"]),
-      content: z.union([z.string().max(limits.textChars), z.array(contentPart).max(limits.items)])
-        .nullish(),
+      content: z.union([z.string().max(limits.textChars), z.array(contentPart).max(limits.items)], {
+        error: 'a string or an array of content parts ({"type": "text", "text": "..."})',
+      }).nullish(),
     })).min(1).max(limits.items),
     n: z.int().min(1).max(limits.n).nullish(),
     temperature: z.number().min(0).max(2).nullish(),
-    max_tokens: z.int().min(1).max(limits.maxTokens).nullish(),
-    max_completion_tokens: z.int().min(1).max(limits.maxTokens).nullish(),
+    max_tokens: z.int().min(1).max(limits.maxTokens).nullish().describe(CHAT_MAX_TOKENS_TEXT),
+    max_completion_tokens: z.int().min(1).max(limits.maxTokens).nullish().describe(
+      CHAT_MAX_TOKENS_TEXT,
+    ),
     seed: z.int().min(0).max(2 ** 31 - 1).nullish(),
     stream: z.boolean().nullish(),
     arborist: z.strictObject({
@@ -119,6 +125,11 @@ function questionOf(body: ChatRequest, limits: Limits): string {
   return text.trim();
 }
 
+/** `max_completion_tokens`, else `max_tokens`. */
+function maxTokensOf(body: ChatRequest): number | undefined {
+  return body.max_completion_tokens ?? body.max_tokens ?? undefined;
+}
+
 function reasonRequestOf(body: ChatRequest, question: string): ReasonRequest {
   const a = body.arborist ?? {};
   return {
@@ -132,7 +143,7 @@ function reasonRequestOf(body: ChatRequest, question: string): ReasonRequest {
     budget: {
       simulations: a.simulations,
       seconds: a.seconds,
-      max_tokens: body.max_completion_tokens ?? body.max_tokens ?? undefined,
+      max_tokens: maxTokensOf(body),
     },
   };
 }
@@ -154,7 +165,53 @@ function arboristOf(r: ReasonResult): Record<string, unknown> {
   };
 }
 
-/** Run `n` searches, seeds `seed + i`, one after the other. */
+/** A choice's message: the solution's text, cut at `max_tokens` tokens. */
+interface ChatMessageOut {
+  /** The text sent. */
+  content: string;
+  /** Its tokens (the search's generated tokens when the policy has no tokenizer here). */
+  tokens: number;
+  /** "length" when cut at max_tokens or when the solution is unfinished. */
+  finish: "stop" | "length";
+}
+
+/**
+ * The message of one choice. With the policy's tokenizer on this server, `max_tokens` is a hard
+ * limit on the message: its tokens past the limit are cut (finish reason "length"); the search
+ * itself reads it as a token budget. A remote policy gives no tokenizer: nothing is cut then.
+ */
+function messageOf(r: ReasonResult, policy: ServerPolicy, maxTokens?: number): ChatMessageOut {
+  const finish = r.complete ? "stop" : "length";
+  const tok = policy.tokenizer;
+  if (!tok) return { content: r.text, tokens: r.stats.tokens, finish };
+  const ids = tok.encode(r.text, { addSpecialTokens: false });
+  if (maxTokens === undefined || ids.length <= maxTokens) {
+    return { content: r.text, tokens: ids.length, finish };
+  }
+  // A cut inside a multi-byte character decodes to U+FFFD: leave that partial character out.
+  const content = tok.decode(ids.slice(0, maxTokens)).replace(/\uFFFD+$/, "");
+  return { content, tokens: maxTokens, finish: "length" };
+}
+
+/** The content deltas of a streamed choice: one per step, ending where `content` ends. */
+function deltasOf(steps: readonly { text: string }[], content: string): string[] {
+  const pieces = steps.map((s, i) => (i === 0 ? s.text : `\n\n${s.text}`));
+  if (!pieces.join("").startsWith(content)) return content ? [content] : [];
+  const out: string[] = [];
+  let at = 0;
+  for (const p of pieces) {
+    if (at >= content.length) break;
+    out.push(content.slice(at, at + p.length));
+    at += p.length;
+  }
+  return out;
+}
+
+/**
+ * Run `n` searches, seeds `seed + i`, one after the other, within one time allowance: each
+ * search gets an equal share of what is left (time one leaves unused goes to the next), so
+ * `n` choices fit the request's time limit as one does.
+ */
 async function chatSearches(
   body: ChatRequest,
   question: string,
@@ -162,9 +219,13 @@ async function chatSearches(
 ): Promise<ReasonResult[]> {
   const req = reasonRequestOf(body, question);
   const options = solveOptionsOf(req, o.ctx, o.models);
+  const n = body.n ?? 1;
+  const end = performance.now() + (options.budget?.ms ?? Infinity);
   const out: ReasonResult[] = [];
-  for (let i = 0; i < (body.n ?? 1); i++) {
-    const solve = { ...options, seed: (options.seed ?? 0) + i };
+  for (let i = 0; i < n; i++) {
+    const ms = Math.max(0, end - performance.now()) / (n - i);
+    const budget = { ...options.budget, ms: Number.isFinite(ms) ? ms : undefined };
+    const solve = { ...options, seed: (options.seed ?? 0) + i, budget };
     const s = await runSearch(question, { models: o.models, solve, ctx: o.ctx, rs: o.rs });
     out.push(resultOf(`${o.id}-${i}`, s, { strategy: options.strategy, models: o.models }));
   }
@@ -188,7 +249,8 @@ function registerChat(app: Hono, ctx: AppContext): void {
         throw abortError(rs, ctx);
       });
       const results = await chatSearches(body, question, o);
-      const completion = results.reduce((s, r) => s + r.stats.tokens, 0);
+      const messages = results.map((r) => messageOf(r, models.policy, maxTokensOf(body)));
+      const completion = messages.reduce((s, m) => s + m.tokens, 0);
       const prompt = promptTokens(models.policy, question);
       return c.json({
         id,
@@ -197,9 +259,9 @@ function registerChat(app: Hono, ctx: AppContext): void {
         model: models.policy.id,
         choices: results.map((r, index) => ({
           index,
-          message: { role: "assistant", content: r.text },
+          message: { role: "assistant", content: messages[index].content },
           logprobs: null,
-          finish_reason: r.complete ? "stop" : "length",
+          finish_reason: messages[index].finish,
           arborist: arboristOf(r),
         })),
         usage: {
@@ -247,18 +309,18 @@ function streamChat(
         });
       }
       const results = await chatSearches(body, question, o);
+      const messages = results.map((r) => messageOf(r, o.models.policy, maxTokensOf(body)));
       for (const [index, r] of results.entries()) {
-        for (const [i, step] of r.steps.entries()) {
-          const content = i === 0 ? step.text : `\n\n${step.text}`;
+        for (const content of deltasOf(r.steps, messages[index].content)) {
           await send({ ...base, choices: [{ index, delta: { content }, finish_reason: null }] });
         }
         await send({
           ...base,
-          choices: [{ index, delta: {}, finish_reason: r.complete ? "stop" : "length" }],
+          choices: [{ index, delta: {}, finish_reason: messages[index].finish }],
           arborist: arboristOf(r),
         });
       }
-      const completion = results.reduce((s, r) => s + r.stats.tokens, 0);
+      const completion = messages.reduce((s, m) => s + m.tokens, 0);
       const prompt = promptTokens(o.models.policy, question);
       await send({
         ...base,
@@ -290,14 +352,16 @@ function buildCompletionsSchema(limits: Limits) {
       text,
       z.array(z.int().nonnegative()).min(1).max(limits.textChars),
       z.array(text).min(1).max(limits.items),
-    ]),
+    ], { error: "a string, an array of strings or an array of token ids" }),
     n: z.int().min(1).max(limits.n).default(1),
     max_tokens: z.int().min(0).max(limits.maxTokens).nullish(),
     temperature: z.number().min(0).max(2).nullish(),
     top_p: z.number().gt(0).max(1).nullish(),
     top_k: z.int().min(-1).max(1000).nullish(),
     seed: z.int().min(-(2 ** 53) + 1).max(2 ** 53 - 1).nullish(),
-    stop: z.union([z.string().max(256), z.array(z.string().max(256)).max(16)]).nullish(),
+    stop: z.union([z.string().max(256), z.array(z.string().max(256)).max(16)], {
+      error: "a string or an array of strings",
+    }).nullish(),
     logprobs: z.int().min(0).max(limits.logprobs).nullish(),
     echo: z.boolean().nullish(),
     stream: z.boolean().nullish(),
@@ -496,6 +560,24 @@ async function complete(
   return { choices: gens.map((g, i) => choiceOf(policy, body, g, top?.[i], echoed)), promptTokens };
 }
 
+/** 400 for a token id the policy's vocabulary lacks (they would be dropped silently). */
+function checkTokenIds(prompts: readonly (string | number[])[], policy: ServerPolicy): void {
+  const size = policy.vocabSize;
+  if (size === undefined) return;
+  for (const p of prompts) {
+    if (typeof p === "string") continue;
+    const at = p.findIndex((id) => id >= size);
+    if (at >= 0) {
+      throw apiError(
+        400,
+        `prompt.${at}: token id ${p[at]} is out of range (vocabulary ${size}: ids 0 to ${
+          size - 1
+        })`,
+      );
+    }
+  }
+}
+
 function registerCompletions(app: Hono, ctx: AppContext): void {
   app.post("/v1/completions", async (c) => {
     const body = parseOr400(completionsSchema(ctx.config.limits), await readJson(c));
@@ -509,6 +591,7 @@ function registerCompletions(app: Hono, ctx: AppContext): void {
       ? [body.prompt as string | number[]]
       : body.prompt as string[];
     if (prompts.some((p) => p.length === 0)) throw apiError(400, "prompt: must not be empty");
+    checkTokenIds(prompts, models.policy);
     const rs = requestSignal(c, ctx);
     const ticket = reserve(ctx, rs.signal);
     const id = `cmpl-${crypto.randomUUID()}`;

@@ -35,7 +35,9 @@ function errors(...codes: number[]): Json {
     400: "Invalid request (the message names the field)",
     401: "Missing or wrong bearer token",
     404: "Not found",
+    405: "The path exists with another method (see Allow)",
     413: "Body too large",
+    415: "The body is not declared as JSON (a missing Content-Type is read as JSON)",
     429: "Queue full (see Retry-After)",
     503: "Models loading, or shutting down",
     504: "Time limit reached",
@@ -53,7 +55,7 @@ function post(summary: string, body: Json, ok: string, extra: Json = {}): Json {
       requestBody: { required: true, content: { "application/json": { schema: body } } },
       responses: {
         "200": { description: ok, ...extra },
-        ...errors(400, 401, 413, 429, 503, 504),
+        ...errors(400, 401, 405, 413, 415, 429, 503, 504),
       },
     },
   };
@@ -64,7 +66,10 @@ function get(summary: string, ok: string, params: Json[] = [], type = "applicati
     get: {
       summary,
       parameters: params,
-      responses: { "200": { description: ok, content: { [type]: {} } }, ...errors(401, 404) },
+      responses: {
+        "200": { description: ok, content: { [type]: {} } },
+        ...errors(...(params.some((p) => p.in === "query") ? [400] : []), 401, 404, 405),
+      },
     },
   };
 }
@@ -130,13 +135,19 @@ export function openApiDocument(limits: Limits, version: string): Json {
       ),
       "/v1/models": get("The served policy, in the OpenAI list format", "list"),
       "/v1/runs": get("Stored runs, newest first", "list", [
-        qp("limit", "", "integer"),
-        qp("offset", "", "integer"),
+        qp("limit", "runs to return, 1 to 1000 (default 100); a plain decimal integer", "integer"),
+        qp("offset", "runs to skip (default 0); a plain decimal integer", "integer"),
       ]),
-      "/v1/runs/{id}": get("A run with its summary and problems", "run", [pp("id")]),
+      "/v1/runs/{id}": get("A run with its summary and problems", "run", [
+        pp("id"),
+        qp("limit", "problems to return, 1 to 1000 (default 100)", "integer"),
+        qp("offset", "problems to skip (default 0)", "integer"),
+      ]),
       "/v1/runs/{id}/tree": get("Search trees of a run", "trees", [
         pp("id"),
-        qp("problem", "one problem's trees"),
+        qp("problem", "one problem's trees (limit and offset do not apply)"),
+        qp("limit", "trees to return, 1 to 1000 (default 50)", "integer"),
+        qp("offset", "trees to skip (default 0)", "integer"),
       ]),
       "/v1/exports/{kind}": get(
         "Stream records as JSON lines: trajectories or trees (of one run or all), or reward samples of one run (prm, hrm, hnc, orm; ?format=raw|trl|openrlhf|paper)",
@@ -144,7 +155,10 @@ export function openApiDocument(limits: Limits, version: string): Json {
         [
           pp("kind"),
           qp("run", "the run (required for prm, hrm, hnc, orm)"),
-          qp("format", "raw (default), trl, openrlhf or paper"),
+          qp(
+            "format",
+            "raw (default), trl, openrlhf or paper; trajectories and trees are raw only (anything else: 400)",
+          ),
         ],
         "application/x-ndjson",
       ),

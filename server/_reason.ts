@@ -29,6 +29,14 @@ import {
 } from "./_context.ts";
 import { apiError, isAbort, parseOr400, typeOf } from "./_errors.ts";
 
+/**
+ * What `budget.max_tokens` means: a soft search budget, not a cap on the answer. (A hard cap
+ * would need the search to give each expansion only the tokens left; it checks between
+ * expansions instead.)
+ */
+export const MAX_TOKENS_TEXT =
+  "Soft search budget of generated tokens, every candidate counted: the search checks it between expansions and stops expanding once it is spent, so one expansion can pass it by up to k × max_step_tokens, and a solution still unfinished then is completed greedily; stats.tokens can therefore exceed it. It does not cut the answer.";
+
 /** The body of `POST /v1/reason`, with the server's caps. */
 function buildReasonSchema(limits: Limits) {
   return z.strictObject({
@@ -41,7 +49,7 @@ function buildReasonSchema(limits: Limits) {
     temperature: z.number().min(0).max(2).optional(),
     budget: z.strictObject({
       simulations: z.int().min(1).max(limits.simulations).optional(),
-      max_tokens: z.int().min(1).max(limits.maxTokens).optional(),
+      max_tokens: z.int().min(1).max(limits.maxTokens).optional().describe(MAX_TOKENS_TEXT),
       seconds: z.number().gt(0).max(limits.seconds).optional(),
     }).optional(),
     seed: z.int().min(0).max(2 ** 31 - 1).optional(),
@@ -180,6 +188,23 @@ export async function runSearch(
   }
 }
 
+/** The markers of a stated final answer (those that end a search's path). */
+const STATED = /\\boxed\{|\\fbox\{|\banswer\s+is\b|####|^#\s*Answer\s*$/im;
+
+/**
+ * The final answer the solution states (`\boxed{...}`, "The answer is ...", "#### ...", "#
+ * Answer"), as written: never a number read off an intermediate step, never reformatted. Null
+ * when the text states none.
+ *
+ * @param text The solution.
+ * @returns The answer, or null.
+ */
+export function statedAnswer(text: string): string | null {
+  if (!STATED.test(text)) return null;
+  const a = extractAnswer(text, { kind: "math" });
+  return a === undefined || a === text.trim() ? null : a;
+}
+
 /** The JSON answer of a finished search. */
 export function resultOf(
   id: string,
@@ -193,7 +218,7 @@ export function resultOf(
     model: o.models.policy.id,
     reward_model: o.models.reward?.id ?? null,
     strategy: o.strategy,
-    answer: extractAnswer(text) ?? null,
+    answer: statedAnswer(text),
     text,
     steps: s.steps.map((t, i) => ({ text: t, reward: finite(s.stepRewards[i] ?? NaN) })),
     score: finite(s.score),
@@ -281,6 +306,17 @@ function streamReason(c: Context, a: StreamArgs): Response {
     const out = sender(stream);
     const nodes = new Map<number, TreeNode>();
     let best: number[] = [0];
+    let pending: number | undefined;
+    const flushScore = () => {
+      if (pending === undefined) return;
+      const end = nodes.get(best[best.length - 1]);
+      out.send("score", {
+        simulations: pending,
+        nodes: nodes.size + 1,
+        best_value: end ? finite(end.value) : null,
+      });
+      pending = undefined;
+    };
     try {
       if (ctx.queue.waiting > 0) out.send("queued", { waiting: ctx.queue.waiting });
       await ticket.ready;
@@ -306,16 +342,17 @@ function streamReason(c: Context, a: StreamArgs): Response {
           else if (e.type === "best") {
             best = e.path;
             out.send("best", { path: e.path });
+            flushScore();
           } else if (e.type === "simulation") {
-            const end = nodes.get(best[best.length - 1]);
-            out.send("score", {
-              simulations: e.count,
-              nodes: nodes.size + 1,
-              best_value: end ? finite(end.value) : null,
-            });
+            // The search tells a new best path right after the simulation that found it: the
+            // score waits for it, so that it always carries the value of the path sent last.
+            flushScore();
+            pending = e.count;
+            queueMicrotask(flushScore);
           }
         },
       });
+      flushScore();
       out.send(
         "result",
         resultOf(id, s, { strategy: options.strategy, models, includeTree: body.include_tree }),

@@ -18,11 +18,16 @@ import {
 } from "../self_train/mod.ts";
 import type { RunStore, StoredTree } from "../store/mod.ts";
 import type { AppContext } from "./_context.ts";
-import { apiError, parseOr400 } from "./_errors.ts";
+import { apiError, clip, parseOr400 } from "./_errors.ts";
+
+/** A query parameter that is a plain decimal integer (not `0x10`, `1e2`, `+5` or ` 5`). */
+const decimal = (min: number, max: number) =>
+  z.string().regex(/^-?\d+$/, { error: "must be a plain decimal integer" })
+    .transform((v) => Number(v)).pipe(z.int().min(min).max(max));
 
 const page = z.object({
-  limit: z.coerce.number().pipe(z.int().min(1).max(1000)).optional(),
-  offset: z.coerce.number().pipe(z.int().min(0)).optional(),
+  limit: decimal(1, 1000).optional(),
+  offset: decimal(0, Number.MAX_SAFE_INTEGER).optional(),
 });
 
 function needStore(ctx: AppContext): RunStore {
@@ -34,7 +39,7 @@ function needStore(ctx: AppContext): RunStore {
 
 async function needRun(store: RunStore, id: string) {
   const run = await store.getRun(id);
-  if (!run) throw apiError(404, `No run with id '${id}'`);
+  if (!run) throw apiError(404, `No run with id '${clip(id)}'`);
   return run;
 }
 
@@ -135,15 +140,17 @@ export function registerRuns(app: Hono, ctx: AppContext): void {
     if (q.problem !== undefined) {
       const trees = await store.getTrees(run.id, q.problem);
       if (trees.length === 0) {
-        throw apiError(404, `Run '${run.id}' has no tree for problem '${q.problem}'`);
+        throw apiError(404, `Run '${clip(run.id)}' has no tree for problem '${clip(q.problem)}'`);
       }
       return c.json({ run_id: run.id, trees: trees.map(treeOut) });
     }
     const limit = q.limit ?? 50;
+    let skip = q.offset ?? 0;
     const out: Record<string, unknown>[] = [];
     for await (const t of store.iterTrees(run.id)) {
       if (out.length >= limit) break;
-      out.push(treeOut(t));
+      if (skip > 0) skip--;
+      else out.push(treeOut(t));
     }
     return c.json({ run_id: run.id, trees: out });
   });
@@ -151,12 +158,23 @@ export function registerRuns(app: Hono, ctx: AppContext): void {
   app.get("/v1/exports/:kind", async (c) => {
     const kind = c.req.param("kind") as ExportKind;
     if (!EXPORT_KINDS.includes(kind)) {
-      throw apiError(404, `Unknown export kind '${kind}': one of ${EXPORT_KINDS.join(", ")}`);
+      throw apiError(
+        404,
+        `Unknown export kind '${clip(kind)}': one of ${EXPORT_KINDS.join(", ")}`,
+      );
     }
     const q = parseOr400(
       z.object({ run: z.string().min(1).optional(), format: z.enum(FORMATS).default("raw") }),
       c.req.query(),
     );
+    if (!SAMPLE_KINDS.includes(kind) && q.format !== "raw") {
+      throw apiError(
+        400,
+        `format: kind '${kind}' is exported as stored ("raw" only), got "${q.format}"; the formats ${
+          REWARD_FORMATS.join(", ")
+        } apply to reward samples (${SAMPLE_KINDS.join(", ")})`,
+      );
+    }
     const store = needStore(ctx);
     let lines: AsyncGenerator<string>;
     if (SAMPLE_KINDS.includes(kind)) {

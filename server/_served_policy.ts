@@ -8,6 +8,7 @@
 import {
   type GenerateOptions,
   type Generation,
+  type HfTokenizer,
   loadTokenizer,
   type PolicyLoadOptions,
   type PolicyModel,
@@ -31,6 +32,8 @@ export type { EchoResult, GenerateResult, TopToken } from "./_policy_target.ts";
 export interface ServerPolicy extends PolicyModel {
   /** The model's tokenizer (token strings of logprobs, chat templates). */
   readonly tokenizer?: Tokenizer;
+  /** Token ids the tokenizer knows (ids are `0 .. vocabSize - 1`); absent when unknown. */
+  readonly vocabSize?: number;
   /** Bytes of KV cache held now (for `/metrics`). */
   readonly cacheBytes?: number;
   /** Generate, with the top alternatives of every generated token. */
@@ -53,13 +56,16 @@ export class ServedPolicy implements ServerPolicy {
   readonly id: string;
   /** The tokenizer (a copy on this thread). */
   readonly tokenizer: Tokenizer;
+  /** {@inheritDoc ServerPolicy.vocabSize} */
+  readonly vocabSize: number;
   readonly #host: WorkerHost;
   #cacheBytes = 0;
 
-  private constructor(host: WorkerHost, tokenizer: Tokenizer) {
+  private constructor(host: WorkerHost, tokenizer: HfTokenizer) {
     this.#host = host;
     this.id = host.id;
     this.tokenizer = tokenizer;
+    this.vocabSize = tokenizer.vocabSize;
   }
 
   /**
@@ -165,6 +171,9 @@ export function counted(policy: ServerPolicy, counters: PolicyCounters): ServerP
     },
     get cacheBytes() {
       return policy.cacheBytes;
+    },
+    get vocabSize() {
+      return policy.vocabSize;
     },
     generate: (prompt, options) => track(() => policy.generate(prompt, options), sum),
     score: (prompt, cont, options) => track(() => policy.score(prompt, cont, options), () => 0),

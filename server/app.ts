@@ -15,7 +15,7 @@ import type { RewardModel } from "../reward/mod.ts";
 import type { RunStore } from "../store/mod.ts";
 import { resolveConfig, type ServerConfig, type ServerConfigInput } from "./_config.ts";
 import { type AppContext, type LoadedModels, ModelSlot } from "./_context.ts";
-import { errorResponse } from "./_errors.ts";
+import { clip, errorResponse } from "./_errors.ts";
 import { Metrics } from "./_metrics.ts";
 import { registerOpenAi } from "./_openai.ts";
 import { DOCS_HTML, openApiDocument } from "./_openapi.ts";
@@ -56,6 +56,40 @@ function digest(s: string): Uint8Array {
 function authorized(header: string | undefined, token: string): boolean {
   const m = /^Bearer\s+(.+)$/i.exec(header ?? "");
   return m !== null && timingSafeEqual(digest(m[1].trim()), digest(token));
+}
+
+/** Why a request without the right token is refused: none sent, another scheme, or wrong. */
+function unauthorizedText(header: string | undefined): string {
+  const send = "send Authorization: Bearer <token>";
+  if (!header?.trim()) return `The bearer token is missing: ${send}`;
+  const scheme = header.trim().split(/\s+/, 1)[0];
+  if (!/^Bearer$/i.test(scheme)) {
+    return `The Authorization header must use the Bearer scheme, got '${
+      clip(scheme, 20)
+    }': ${send}`;
+  }
+  const why = /\s\S/.test(header.trim()) ? "is wrong" : "is missing after 'Bearer'";
+  return `The bearer token ${why}: ${send}`;
+}
+
+/** The route patterns of `app` as regular expressions, with their methods. */
+function routeTable(app: Hono): { re: RegExp; method: string }[] {
+  return app.routes.filter((r) => r.method !== "ALL").map((r) => ({
+    method: r.method,
+    re: new RegExp(
+      "^" +
+        r.path.split("/").map((part) =>
+          part.startsWith(":") ? "[^/]+" : part.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")
+        ).join("/") + "$",
+    ),
+  }));
+}
+
+/** The methods a path answers to (GET also answers HEAD); empty when no route has the path. */
+function methodsOf(app: Hono, path: string): string[] {
+  const found = new Set(routeTable(app).filter((r) => r.re.test(path)).map((r) => r.method));
+  if (found.has("GET")) found.add("HEAD");
+  return [...found];
 }
 
 /** The route label of a request: its registered path, or "unmatched". */
@@ -119,7 +153,17 @@ export function createApp(deps: AppDeps): Hono {
     ctx.report(err);
     return errorResponse(500, "Internal server error");
   });
-  app.notFound((c) => errorResponse(404, `No route ${c.req.method} ${c.req.path}`));
+  app.notFound((c) => {
+    const allowed = methodsOf(app, c.req.path);
+    if (allowed.length > 0) {
+      return errorResponse(
+        405,
+        `Method ${c.req.method} is not allowed on ${clip(c.req.path)}: use ${allowed.join(" or ")}`,
+        { allow: allowed.join(", ") },
+      );
+    }
+    return errorResponse(404, `No route ${c.req.method} ${clip(c.req.path)}`);
+  });
   app.use("*", async (c, next) => {
     const t0 = performance.now();
     await next();
@@ -144,8 +188,7 @@ export function createApp(deps: AppDeps): Hono {
       if (OPEN_PATHS.has(c.req.path) || authorized(c.req.header("authorization"), token)) {
         return await next();
       }
-      const why = c.req.header("authorization") ? "is wrong" : "is missing";
-      return errorResponse(401, `The bearer token ${why}: send Authorization: Bearer <token>`, {
+      return errorResponse(401, unauthorizedText(c.req.header("authorization")), {
         "www-authenticate": 'Bearer realm="arborist"',
       });
     });

@@ -14,7 +14,7 @@ import { type PolicyModel, RemotePolicy } from "../inference/mod.ts";
 import { RemoteReward, type RewardModel } from "../reward/mod.ts";
 import { openStore } from "../store/mod.ts";
 import { createApp } from "./app.ts";
-import { formatZodError } from "./_errors.ts";
+import { errorResponse, formatZodError } from "./_errors.ts";
 import { ServedPolicy } from "./_served_policy.ts";
 import { WorkerReward } from "./_worker_reward.ts";
 
@@ -84,7 +84,8 @@ export function isLoopback(host: string): boolean {
  * @param bundled The bundled models where they exist (default: looked up in `models/`); used
  *   when `--policy` is absent.
  * @returns The flags with defaults, `token` filled from the environment.
- * @throws Error with one clear line when a flag is wrong.
+ * @throws RangeError starting with "--" when a flag is wrong (the CLI exits 2), Error when a
+ *   combination is refused.
  */
 export function parseServeFlags(
   values: Record<string, unknown>,
@@ -92,7 +93,8 @@ export function parseServeFlags(
   bundled: { policy?: string; reward?: string } = bundledModels(),
 ): ServeFlags {
   const r = flagsSchema.safeParse(values);
-  if (!r.success) throw new Error(`Invalid flag --${formatZodError(r.error, values)}`);
+  // A RangeError starting with "--" is a usage error: the CLI prints it and exits 2.
+  if (!r.success) throw new RangeError(formatZodError(r.error, values, { prefix: "--" }));
   const f = r.data;
   f.token ??= env("ARBORIST_TOKEN") || undefined;
   if (!f.policy && bundled.policy) {
@@ -113,13 +115,15 @@ export function parseServeFlags(
     for (const name of ["policy", "reward"] as const) {
       const at = f[name];
       if (at && isUrl(at)) {
-        throw new Error(
+        throw new RangeError(
           `--cached-only runs without network: --${name} must be a local directory, got ${at}`,
         );
       }
     }
     if (/^(libsql|https?|wss?):/i.test(f.db)) {
-      throw new Error(`--cached-only runs without network: --db must be a local file, got ${f.db}`);
+      throw new RangeError(
+        `--cached-only runs without network: --db must be a local file, got ${f.db}`,
+      );
     }
   }
   return f;
@@ -143,15 +147,54 @@ function openRewardFor(f: ServeFlags): Promise<RewardModel | undefined> {
   return WorkerReward.load(at, { threads: f.threads });
 }
 
+/** One line for a socket that cannot be opened, naming the address. */
+function listenError(f: ServeFlags, e: unknown): Error {
+  const at = `${
+    f.host.includes(":") && !f.host.startsWith("[") ? `[${f.host}]` : f.host
+  }:${f.port}`;
+  if (e instanceof Deno.errors.AddrInUse) {
+    return new Error(
+      `Cannot listen on ${at}: the address is already in use (another server is running there?); choose another --port or --host`,
+    );
+  }
+  return new Error(`Cannot listen on ${at}: ${(e as Error)?.message ?? e}`);
+}
+
+/** Exit code after a second SIGINT/SIGTERM cut the shutdown short (128 + SIGINT). */
+const FORCED_EXIT = 130;
+
 /**
- * Run the server until SIGINT or SIGTERM.
+ * Run the server until SIGINT or SIGTERM. It listens before it opens the database and the
+ * models, so a taken port fails at once and leaves no file behind. The first signal stops
+ * accepting and gives requests in flight `--shutdown-seconds` to finish; a second one cancels
+ * them at once and the command ends with {@linkcode FORCED_EXIT}.
  *
  * @param values The flags (see {@linkcode SERVE_OPTIONS}).
- * @returns When the server has stopped and everything is closed.
+ * @returns When the server has stopped and everything is closed: nothing after a graceful stop,
+ *   130 after a second signal.
+ * @throws Error naming host:port when the socket cannot be opened.
  */
-export async function serveCommand(values: Record<string, unknown>): Promise<void> {
+export async function serveCommand(values: Record<string, unknown>): Promise<void | number> {
   const f = parseServeFlags(values);
-  const store = await openStore(f.db);
+  let handle: (req: Request) => Response | Promise<Response> = () =>
+    errorResponse(503, "The server is starting", { "retry-after": "1" });
+  let server: Deno.HttpServer;
+  try {
+    server = Deno.serve({
+      port: f.port,
+      hostname: f.host,
+      onListen: (a) => console.error(`arborist: listening on http://${a.hostname}:${a.port}/`),
+    }, (req) => handle(req));
+  } catch (e) {
+    throw listenError(f, e);
+  }
+  let store: Awaited<ReturnType<typeof openStore>>;
+  try {
+    store = await openStore(f.db);
+  } catch (e) {
+    await server.shutdown();
+    throw e;
+  }
   const policy = openPolicyFor(f);
   const reward = openRewardFor(f);
   const stop = new AbortController();
@@ -169,11 +212,7 @@ export async function serveCommand(values: Record<string, unknown>): Promise<voi
     },
     onError: (e) => console.error(`arborist: internal error: ${(e as Error)?.stack ?? e}`),
   });
-  const server = Deno.serve({
-    port: f.port,
-    hostname: f.host,
-    onListen: (a) => console.error(`arborist: listening on http://${a.hostname}:${a.port}/`),
-  }, app.fetch);
+  handle = (req) => app.fetch(req);
   const closeAll = async () => {
     const settled = await Promise.allSettled([policy, reward]);
     await Promise.allSettled([
@@ -182,10 +221,24 @@ export async function serveCommand(values: Record<string, unknown>): Promise<voi
     ]);
   };
   let stopping: Promise<void> | undefined;
+  let forced: (() => void) | undefined;
+  const cutShort = new Promise<void>((resolve) => forced = resolve);
+  let exitCode: number | undefined;
+  let forceTimer: ReturnType<typeof setTimeout> | undefined;
   const onSignal = () => {
-    if (stopping) return;
+    if (stopping) {
+      if (exitCode !== undefined) return;
+      exitCode = FORCED_EXIT;
+      console.error("arborist: second signal: cancelling the requests in flight and exiting");
+      stop.abort(new DOMException("shutdown", "AbortError"));
+      // Whatever still holds the server after a short while is not waited for.
+      forceTimer = setTimeout(() => forced?.(), 2000);
+      return;
+    }
     const secs = f["shutdown-seconds"];
-    console.error(`arborist: stopping; requests in flight get ${secs} s to finish`);
+    console.error(
+      `arborist: stopping; requests in flight get ${secs} s to finish (a second signal stops at once)`,
+    );
     const timer = setTimeout(
       () => stop.abort(new DOMException("shutdown", "AbortError")),
       secs * 1000,
@@ -201,11 +254,18 @@ export async function serveCommand(values: Record<string, unknown>): Promise<voi
       throw e;
     });
     console.error(`arborist: ready (policy ${p.id}${r ? `, reward ${r.id}` : ""})`);
-    await server.finished;
-    await stopping;
+    await Promise.race([server.finished.then(() => stopping), cutShort]);
   } finally {
     for (const s of signals) Deno.removeSignalListener(s, onSignal);
-    await closeAll();
+    const closing = closeAll();
+    if (exitCode === undefined) await closing;
+    else {
+      let t: ReturnType<typeof setTimeout> | undefined;
+      await Promise.race([closing, new Promise((ok) => t = setTimeout(ok, 2000))]);
+      clearTimeout(t);
+    }
+    clearTimeout(forceTimer);
     console.error("arborist: stopped");
   }
+  return exitCode;
 }

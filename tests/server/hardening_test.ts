@@ -232,8 +232,103 @@ const CORPUS: Case[] = [
     name: "wrong method",
     path: "/v1/reason",
     init: { method: "GET" },
+    status: 405,
+    message: /^Method GET is not allowed on \/v1\/reason: use POST$/,
+  },
+  {
+    name: "completions without a prompt",
+    path: "/v1/completions",
+    init: post({ model: "scripted-policy" }),
+    status: 400,
+    message: /^prompt: is required \(a string, an array of strings or an array of token ids\)$/,
+  },
+  {
+    name: "completions with an empty prompt array",
+    path: "/v1/completions",
+    init: post({ model: "scripted-policy", prompt: [] }),
+    status: 400,
+    message:
+      /^prompt: expected a string, an array of strings or an array of token ids, got an empty array$/,
+  },
+  {
+    name: "completions with a mixed prompt array",
+    path: "/v1/completions",
+    init: post({ model: "scripted-policy", prompt: [1, "a"] }),
+    status: 400,
+    message: /prompt: expected .*, got an array of integers and strings$/,
+  },
+  {
+    name: "completions with a number stop",
+    path: "/v1/completions",
+    init: post({ model: "scripted-policy", prompt: "a", stop: 5 }),
+    status: 400,
+    message: /^stop: expected a string or an array of strings, got the integer 5$/,
+  },
+  {
+    name: "chat content parts without a type",
+    path: "/v1/chat/completions",
+    init: post({ messages: [{ role: "user", content: [{ text: "hi" }] }] }),
+    status: 400,
+    message:
+      /^messages\.0\.content: expected a string or an array of content parts .*, got an array of objects \(messages\.0\.content\.0\.type: is required \(string\)\)$/,
+  },
+  {
+    name: "completions seed past the safe integers (one issue, said once)",
+    path: "/v1/completions",
+    init: post({ model: "scripted-policy", prompt: "a", seed: 1e300 }),
+    status: 400,
+    message: /^seed: must be <= 9007199254740991, got 1e\+300$/,
+  },
+  {
+    name: "completions temperature that JSON makes infinite",
+    path: "/v1/completions",
+    init: post('{"model": "scripted-policy", "prompt": "a", "temperature": 1e400}'),
+    status: 400,
+    message: /^temperature: must be a finite number, got a number too large to represent$/,
+  },
+  {
+    name: "JSON sent as text/plain",
+    path: "/v1/reason",
+    init: post({ question: "q" }, { "content-type": "text/plain" }),
+    status: 415,
+    message: /^Content-Type: the body must be JSON \(application\/json\), got 'text\/plain'/,
+  },
+  {
+    name: "JSON sent as a form (curl -d)",
+    path: "/v1/completions",
+    init: post({ model: "scripted-policy", prompt: "a" }, {
+      "content-type": "application/x-www-form-urlencoded",
+    }),
+    status: 415,
+    message: /got 'application\/x-www-form-urlencoded' \(with curl, add -H/,
+  },
+  {
+    name: "runs with a hexadecimal limit",
+    path: "/v1/runs?limit=0x10",
+    init: { method: "GET" },
+    status: 400,
+    message: /^limit: must be a plain decimal integer, got "0x10"$/,
+  },
+  {
+    name: "runs with an exponent offset",
+    path: "/v1/runs?offset=1e2",
+    init: { method: "GET" },
+    status: 400,
+    message: /^offset: must be a plain decimal integer, got "1e2"$/,
+  },
+  {
+    name: "a GET route asked with DELETE",
+    path: "/v1/runs/abc",
+    init: { method: "DELETE" },
+    status: 405,
+    message: /^Method DELETE is not allowed on \/v1\/runs\/abc: use GET or HEAD$/,
+  },
+  {
+    name: "a very long unknown path is cut in the message",
+    path: "/v2/" + "p".repeat(5000),
+    init: { method: "GET" },
     status: 404,
-    message: /No route GET \/v1\/reason/,
+    message: /^No route GET \/v2\/p{60}… \(5004 characters\)$/,
   },
   {
     name: "unknown route",
@@ -292,7 +387,12 @@ Deno.test("a token guards the API: missing or wrong gets 401, health and page st
   assert.match((await wrong.json()).error.message, /is wrong/);
   const basic = await app.request("/metrics", { headers: { authorization: `Basic ${TOKEN}` } });
   assert.equal(basic.status, 401);
-  await basic.body?.cancel();
+  assert.equal(
+    (await basic.json()).error.message,
+    "The Authorization header must use the Bearer scheme, got 'Basic': send Authorization: Bearer <token>",
+  );
+  const bare = await app.request("/metrics", { headers: { authorization: "Bearer " } });
+  assert.match((await bare.json()).error.message, /^The bearer token is missing/);
   const ok = await app.request("/v1/models", { headers: auth });
   assert.equal(ok.status, 200);
   await ok.body?.cancel();
@@ -427,7 +527,15 @@ Deno.test("serve flags are checked with clear messages", () => {
   );
   assert.throws(
     () => parseServeFlags({ policy: "m", "max-queue": "-1" }, env),
-    /--max-queue: must be >= 0/,
+    (e) => e instanceof RangeError && /^--max-queue: must be >= 0, got "-1"$/.test(e.message),
+    'a RangeError starting with "--": the CLI exits 2',
+  );
+  assert.throws(
+    () => parseServeFlags({ policy: "m", port: "abc", threads: "0" }, env),
+    (e) =>
+      e instanceof RangeError &&
+      e.message ===
+        '--port: must be a number, got the string "abc"; --threads: must be >= 1, got "0"',
   );
   assert.throws(
     () => parseServeFlags({ policy: "m", "max-concurrency": "x" }, env),

@@ -87,7 +87,10 @@ Deno.test("serve runs with --cached-only (no network), answers, and stops gracef
       `${url}/v1/reason`,
       post({
         question: "Tom has 3 apples and buys 4 more. How many apples does he have?",
-        max_step_tokens: 160,
+        // short steps: paths stay far inside the fixture's 512-token context, so the search
+        // runs its many simulations instead of reaching dead ends early
+        k: 8,
+        max_step_tokens: 8,
         budget: { simulations: 512 },
         stream: true,
       }),
