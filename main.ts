@@ -36,7 +36,13 @@ import {
   type Strategy,
 } from "./agent/mod.ts";
 import { type Dtype, OnnxPolicy } from "./inference/mod.ts";
-import { type Aggregation, AGGREGATIONS, OnnxReward, type RewardConfig } from "./reward/mod.ts";
+import {
+  type Aggregation,
+  AGGREGATIONS,
+  OnnxReward,
+  REWARD_HEADS,
+  REWARD_INPUT_FORMATS,
+} from "./reward/mod.ts";
 import {
   EVAL_PROCESSBENCH_OPTIONS,
   EVAL_PROCESSBENCH_USAGE,
@@ -311,7 +317,7 @@ async function runScoreSteps(values: Record<string, unknown>): Promise<void> {
   }
   const reward = await OnnxReward.load(dir, {
     head: oneOf(values, "head", REWARD_HEADS),
-    format: oneOf(values, "format", REWARD_FORMATS),
+    format: oneOf(values, "format", REWARD_INPUT_FORMATS),
     step_tag: values["step-tag"] as string | undefined,
     step_token: values["step-token"] as string | undefined,
     system_prompt: values["system-prompt"] as string | undefined,
@@ -342,12 +348,6 @@ function oneOf<T extends string>(
 }
 
 const FORMATS = ["gsm8k", "math", "processbench", "prm800k", "auto"] as const;
-const REWARD_HEADS: readonly RewardConfig["head"][] = [
-  "token-classification",
-  "lm-tokens",
-  "sequence-classification",
-];
-const REWARD_FORMATS: readonly RewardConfig["format"][] = ["qwen-prm", "math-shepherd", "paper"];
 
 async function problemsFrom(values: Record<string, unknown>): Promise<Problem[]> {
   const spec = values.problems as string | undefined;
@@ -439,7 +439,7 @@ async function modelsFrom(
   const apiKey = values["api-key"] as string | undefined;
   const rewardFlags = {
     head: oneOf(values, "head", REWARD_HEADS),
-    format: oneOf(values, "format-reward", REWARD_FORMATS),
+    format: oneOf(values, "format-reward", REWARD_INPUT_FORMATS),
     threads,
     apiKey,
   };

@@ -36,9 +36,18 @@ import type { RewardConfig, RewardModel, ScoreOptions } from "./types.ts";
 export const QWEN_PRM_SYSTEM =
   "Please reason step by step, and put your final answer within \\boxed{}.";
 
+/** The head layouts `reward.json` and `--head` name. */
+export const REWARD_HEADS = [
+  "token-classification",
+  "lm-tokens",
+  "sequence-classification",
+] as const;
+/** The input formats `reward.json` and `--format` name. */
+export const REWARD_INPUT_FORMATS = ["qwen-prm", "math-shepherd", "paper"] as const;
+
 const configSchema = z.object({
-  head: z.enum(["token-classification", "lm-tokens", "sequence-classification"]),
-  format: z.enum(["qwen-prm", "math-shepherd", "paper"]),
+  head: z.enum(REWARD_HEADS),
+  format: z.enum(REWARD_INPUT_FORMATS),
   step_tag: z.string().min(1).optional(),
   label_tokens: z.tuple([z.string().min(1), z.string().min(1)]).optional(),
   step_token: z.string().min(1).optional(),

@@ -16,8 +16,14 @@ import {
 } from "../inference/mod.ts";
 // reward/ is imported here (and in export.ts for the paper prompt) only: eval-processbench
 // must build the reward model the user names, and reward/ is where its backends live.
-import { OnnxReward, RemoteReward, type RewardConfig, type RewardModel } from "../reward/mod.ts";
-import { openStore, type RunStore } from "../store/mod.ts";
+import {
+  OnnxReward,
+  RemoteReward,
+  REWARD_HEADS,
+  REWARD_INPUT_FORMATS,
+  type RewardModel,
+} from "../reward/mod.ts";
+import { openStore, resolveTarget, type RunStore } from "../store/mod.ts";
 import {
   type ExportManifest,
   exportRewardSamples,
@@ -333,39 +339,22 @@ function exportPlan(v: Record<string, unknown>): ExportPlan {
  */
 async function checkInputs(plan: ExportPlan): Promise<void> {
   if (plan.file !== undefined) {
-    const info = await Deno.stat(plan.file).catch((e: Error) => e);
-    if (info instanceof Error || !info.isFile) {
-      const why = info instanceof Deno.errors.NotFound
-        ? "no such file"
-        : info instanceof Error
-        ? info.message
-        : "not a file";
-      throw new Error(`Cannot export --prm800k ${plan.file}: ${why}`);
-    }
+    const why = await notAFile(plan.file, "no such file");
+    if (why) throw new Error(`Cannot export --prm800k ${plan.file}: ${why}`);
     return;
   }
-  const path = localDbFile(plan.db);
-  if (path === undefined) return;
-  const info = await Deno.stat(path).catch((e: Error) => e);
-  if (info instanceof Error || !info.isFile) {
-    const why = info instanceof Deno.errors.NotFound
-      ? "no such database file (nothing was created; check --db)"
-      : info instanceof Error
-      ? info.message
-      : "not a file";
-    throw new Error(`Cannot export run '${plan.run}' from --db ${path}: ${why}`);
-  }
+  const path = resolveTarget(plan.db).file;
+  if (path === undefined) return; // memory or a server
+  const why = await notAFile(path, "no such database file (nothing was created; check --db)");
+  if (why) throw new Error(`Cannot export run '${plan.run}' from --db ${path}: ${why}`);
 }
 
-/** The file a store URL names (as store/ resolves it); undefined for memory and servers. */
-function localDbFile(url: string): string | undefined {
-  if (url === ":memory:" || url.startsWith("file::memory:")) return undefined;
-  if (url.startsWith("file:")) {
-    return decodeURIComponent(
-      url.slice("file:".length).replace(/^\/\/[^/?#]*/, "").replace(/[?#].*$/, ""),
-    );
-  }
-  return /^[a-z][a-z0-9+.-]+:/i.test(url) ? undefined : url;
+/** Why `path` is not a readable file (`missing` when it is not there), or undefined. */
+async function notAFile(path: string, missing: string): Promise<string | undefined> {
+  const info = await Deno.stat(path).catch((e: Error) => e);
+  if (info instanceof Deno.errors.NotFound) return missing;
+  if (info instanceof Error) return info.message;
+  return info.isFile ? undefined : "not a file";
 }
 
 /** A plan being carried out. */
@@ -613,10 +602,9 @@ function openReward(at: string, v: Record<string, unknown>): Promise<RewardModel
   if (/^https?:\/\//i.test(at)) {
     return RemoteReward.connect({ baseUrl: at, apiKey: str(v, "api-key") });
   }
-  const heads = ["token-classification", "lm-tokens", "sequence-classification"] as const;
   return OnnxReward.load(at, {
-    head: oneOf(v, "head", heads) as RewardConfig["head"] | undefined,
-    format: oneOf(v, "format", ["qwen-prm", "math-shepherd", "paper"] as const),
+    head: oneOf(v, "head", REWARD_HEADS),
+    format: oneOf(v, "format", REWARD_INPUT_FORMATS),
     dtype: oneOf(v, "dtype", ["fp32", "fp16", "q4", "q8"] as const) as Dtype | undefined,
     threads: numberFlag(v, "threads", { integer: true, min: 1 }),
   });

@@ -86,8 +86,8 @@ function routeTable(app: Hono): { re: RegExp; method: string }[] {
 }
 
 /** The methods a path answers to (GET also answers HEAD); empty when no route has the path. */
-function methodsOf(app: Hono, path: string): string[] {
-  const found = new Set(routeTable(app).filter((r) => r.re.test(path)).map((r) => r.method));
+function methodsOf(table: { re: RegExp; method: string }[], path: string): string[] {
+  const found = new Set(table.filter((r) => r.re.test(path)).map((r) => r.method));
   if (found.has("GET")) found.add("HEAD");
   return [...found];
 }
@@ -153,8 +153,10 @@ export function createApp(deps: AppDeps): Hono {
     ctx.report(err);
     return errorResponse(500, "Internal server error");
   });
+  // built at the first unmatched request, when every route is registered
+  let routes: { re: RegExp; method: string }[] | undefined;
   app.notFound((c) => {
-    const allowed = methodsOf(app, c.req.path);
+    const allowed = methodsOf(routes ??= routeTable(app), c.req.path);
     if (allowed.length > 0) {
       return errorResponse(
         405,

@@ -17,6 +17,7 @@
 export { LibsqlRunStore, openStore } from "./run_store.ts";
 export type { OpenStoreOptions, RunStore, StoreDb } from "./run_store.ts";
 export { parseShard, shardOf } from "./shard.ts";
+export { resolveTarget, type Target } from "./_open.ts";
 export type { Shard } from "./shard.ts";
 export * as schema from "./schema.ts";
 export { RUN_STATUSES, TREE_KINDS } from "./schema.ts";
