@@ -6,7 +6,11 @@
  */
 import { parseArgs, type ParseArgsConfig } from "node:util";
 import {
+  AGENT_STRATEGIES,
   type AgentModels,
+  type AgentStrategy,
+  ANNOTATE_FULL_DEPTH,
+  ANNOTATE_K,
   BUNDLED_MAX_STEP_TOKENS,
   BUNDLED_MODELS,
   BUNDLED_SEED,
@@ -32,8 +36,6 @@ import {
   runAgent,
   type RunReport,
   type Scorer,
-  STRATEGIES,
-  type Strategy,
 } from "./agent/mod.ts";
 import { type Dtype, OnnxPolicy } from "./inference/mod.ts";
 import {
@@ -117,9 +119,12 @@ const COMMANDS: Record<string, Command> = {
   agent: {
     summary: "solve a problem set with reward-guided search, store every tree, grade the answers",
     usage:
-      "agent [--problems FILE|synthetic:N] [--format gsm8k|math|processbench|prm800k|auto] [--strategy mcts|greedy|best-of-n|step-greedy|beam] [--n N] [--k K] [--c-puct C] [--choose step|mean|visits|reward] [--max-depth D] [--simulations S] [--max-tokens T] [--seconds S] [--aggregation min|last|product|mean] [--temperature T] [--max-step-tokens T] [--limit N] [--strict] [--policy DIR|URL] [--reward DIR|URL] [--orm DIR|URL] [--head H] [--format-reward F] [--db URL] [--run-id ID] [--shard i/n] [--concurrency N] [--seed S] [--threads N] [--json]\n  --temperature: sampling temperature of the proposed steps (default 1; the bundled default run and eval use 0.7)\n  --max-step-tokens: the longest step the policy may write (default 160; the bundled models were trained on steps of at most 48)\n  a resumed run (same --run-id) must keep its settings: a changed one is an error that names it",
+      "agent [--problems FILE|synthetic:N] [--format gsm8k|math|processbench|prm800k|auto] [--strategy mcts|greedy|best-of-n|step-greedy|beam|annotate] [--n N] [--k K] [--c-puct C] [--choose step|mean|visits|reward] [--max-depth D] [--full-depth D] [--simulations S] [--max-tokens T] [--seconds S] [--aggregation min|last|product|mean] [--temperature T] [--max-step-tokens T] [--limit N] [--strict] [--policy DIR|URL] [--reward DIR|URL] [--orm DIR|URL] [--head H] [--format-reward F] [--db URL] [--run-id ID] [--shard i/n] [--concurrency N] [--seed S] [--threads N] [--json]\n  --temperature: sampling temperature of the proposed steps (default 1; the bundled default run and eval use 0.7)\n  --max-step-tokens: the longest step the policy may write (default 160; the bundled models were trained on steps of at most 48)\n  --strategy annotate: the paper's annotation tree of each problem, for reward-model data ('deno task export --run ID --kind prm|hrm|hnc'): every node down to --full-depth (default " +
+      ANNOTATE_FULL_DEPTH + ") gets --k children (default " + ANNOTATE_K +
+      "), one sampled rollout per branch below it, to --max-depth; leaves graded against the gold answer (every problem needs one), nodes labelled with Monte-Carlo scores; --reward optional (records step scores); temperature default 0.1 (the paper's reference code); accuracy = majority vote over each tree's answers\n  a resumed run (same --run-id) must keep its settings: a changed one is an error that names it",
     options: {
       problems: { type: "string" },
+      "full-depth": { type: "string" },
       format: { type: "string" },
       strategy: { type: "string" },
       temperature: { type: "string" },
@@ -431,7 +436,7 @@ async function problemsFrom(values: Record<string, unknown>): Promise<Problem[]>
 
 async function modelsFrom(
   values: Record<string, unknown>,
-  strategy: Strategy,
+  strategy: AgentStrategy,
 ): Promise<AgentModels> {
   const policyAt = values.policy as string | undefined;
   if (!policyAt) throw new UsageError("--policy DIR|URL is required with --problems");
@@ -447,7 +452,9 @@ async function modelsFrom(
   try {
     if (values.reward) models.reward = await openReward(values.reward as string, rewardFlags);
     if (values.orm) models.orm = await openReward(values.orm as string, rewardFlags);
-    if (!models.reward && !(strategy === "greedy" || (strategy === "best-of-n" && models.orm))) {
+    const alone = strategy === "greedy" || strategy === "annotate" ||
+      (strategy === "best-of-n" && models.orm);
+    if (!models.reward && !alone) {
       throw new UsageError(`--strategy ${strategy} needs --reward DIR|URL`);
     }
   } catch (e) {
@@ -485,6 +492,28 @@ function positiveSeconds(values: Record<string, unknown>): number {
   return s;
 }
 
+/** Flags that only some strategies read, and those strategies. */
+const STRATEGY_FLAGS: Record<string, readonly AgentStrategy[]> = {
+  "full-depth": ["annotate"],
+  "c-puct": ["mcts"],
+  choose: ["mcts"],
+  k: ["mcts", "beam", "annotate"],
+  n: ["best-of-n", "step-greedy", "beam"],
+  orm: ["best-of-n"],
+  aggregation: ["best-of-n", "mcts"],
+};
+
+/** A flag the strategy would ignore is a usage error that says which strategies read it. */
+function refuseUnused(values: Record<string, unknown>, strategy: AgentStrategy): void {
+  for (const [flag, readers] of Object.entries(STRATEGY_FLAGS)) {
+    if (values[flag] !== undefined && !readers.includes(strategy)) {
+      throw new UsageError(
+        `--${flag} is not read by --strategy ${strategy} (only by ${readers.join(", ")})`,
+      );
+    }
+  }
+}
+
 /** Flags the default run (`deno task agent` without --problems and --policy) takes. */
 const DEFAULT_RUN_FLAGS = ["limit", "threads", "json", "help"];
 
@@ -508,7 +537,8 @@ async function runAgentCommand(values: Record<string, unknown>): Promise<void | 
     print(values.json ? JSON.stringify({ rows }) : defaultRunTable(rows));
     return;
   }
-  const strategy = oneOf(values, "strategy", STRATEGIES) ?? "mcts";
+  const strategy = oneOf(values, "strategy", AGENT_STRATEGIES) ?? "mcts";
+  refuseUnused(values, strategy);
   const aggregation = oneOf(values, "aggregation", AGGREGATIONS) as Aggregation | undefined;
   const choose = oneOf(values, "choose", CHOOSE_RULES) as ChooseRule | undefined;
   const shard = shardFlag(values);
@@ -548,6 +578,7 @@ async function runAgentCommand(values: Record<string, unknown>): Promise<void | 
       cPuct: num(values, "c-puct", { min: 0 }),
       choose,
       maxDepth: num(values, "max-depth", { integer: true, min: 1 }),
+      fullDepth: num(values, "full-depth", { integer: true, min: 0 }),
       budget: Object.values(budget).some((v) => v !== undefined) ? budget : undefined,
       aggregation,
       temperature,

@@ -6,6 +6,7 @@
  */
 import { type PolicyModel, Progress } from "../inference/mod.ts";
 import {
+  annotate,
   beam,
   bestOfN,
   type Budget,
@@ -17,6 +18,7 @@ import {
   type SolutionScorer,
   stepGreedy,
   type TreeNode,
+  vote,
 } from "../mcts/mod.ts";
 import { aggregateScores, type Aggregation, type RewardModel } from "../reward/mod.ts";
 import { type RunStore, shardOf, type TrajectoryInput } from "../store/mod.ts";
@@ -35,6 +37,27 @@ export const STRATEGIES: readonly Strategy[] = [
   "step-greedy",
   "beam",
 ];
+
+/**
+ * What the agent runs: a search strategy, or `"annotate"`: the paper's annotation tree of each
+ * problem (every node expanded into K children down to `fullDepth`, one sampled rollout per
+ * branch below it, leaves graded against the gold answer, every node labelled with its
+ * Monte-Carlo score), the data that PRM, HRM and HNC exports read.
+ */
+export type AgentStrategy = Strategy | "annotate";
+
+/** The agent's strategies, for validation and help. */
+export const AGENT_STRATEGIES: readonly AgentStrategy[] = [...STRATEGIES, "annotate"];
+
+/** Annotation trees: children per node (the paper's reference code: 5). */
+export const ANNOTATE_K = 5;
+
+/**
+ * Annotation trees: depth down to which every node gets K children; below it each branch is one
+ * sampled rollout. 2 gives K + K² branches whose labels average several leaves, and a tree whose
+ * size grows with K² times the solution length instead of K to the power of it.
+ */
+export const ANNOTATE_FULL_DEPTH = 2;
 
 /** Default maximum steps of a solution: 7 operations, a correction or two, and the answer. */
 export const MAX_DEPTH = 12;
@@ -234,7 +257,14 @@ function scorerOf(models: AgentModels, agg: Aggregation): SolutionScorer {
 }
 
 /** Options of {@linkcode runAgent}. */
-export interface RunAgentOptions extends SolveOptions {
+export interface RunAgentOptions extends Omit<SolveOptions, "strategy"> {
+  /** The strategy, or `"annotate"` for annotation trees ({@linkcode AgentStrategy}). */
+  strategy: AgentStrategy;
+  /**
+   * Annotation trees: depth down to which every node gets `k` children (default
+   * {@linkcode ANNOTATE_FULL_DEPTH}); `maxDepth` or more expands every node fully, the paper's tree.
+   */
+  fullDepth?: number;
   /** The run's id (resuming uses the same id). */
   runId: string;
   /** The store. */
@@ -256,7 +286,7 @@ export interface RunReport {
   /** The run. */
   runId: string;
   /** The strategy. */
-  strategy: Strategy;
+  strategy: AgentStrategy;
   /** Problems finished in the run so far (this process and earlier ones of the same id). */
   problems: number;
   /** Of those, correct. */
@@ -290,6 +320,16 @@ export async function runAgent(
 ): Promise<RunReport> {
   const { store, models, strategy } = options;
   const seed = options.seed ?? 0;
+  if (strategy === "annotate") {
+    const goldless = problems.filter((p) => p.gold === undefined);
+    if (goldless.length > 0) {
+      throw new Error(
+        `Cannot annotate: Monte-Carlo labels need a gold answer for every problem, and ${goldless.length} of ${problems.length} have none (first: '${
+          goldless[0].id
+        }', problem ${goldless[0].index + 1} of the set)`,
+      );
+    }
+  }
   // A run stored before the problem count was recorded resumes as it was stored.
   const prior = await store.getRun(options.runId);
   const legacy = prior !== undefined && !("problems" in prior.config);
@@ -315,7 +355,9 @@ export async function runAgent(
   const t0 = performance.now();
   let correct = 0, graded = 0, tokens = 0, done = 0, stopped = false;
   const work = async (p: Problem) => {
-    const r = await solveAndStore(p, { ...options, seed: seed + p.index });
+    const r = strategy === "annotate"
+      ? await annotateAndStore(p, { ...options, seed: seed + p.index })
+      : await solveAndStore(p, { ...options, strategy, seed: seed + p.index });
     done++;
     tokens += r.tokens;
     if (r.correct !== null) {
@@ -373,15 +415,75 @@ function configOf(o: RunAgentOptions, problems: number | undefined): Record<stri
     budget: o.budget ?? null,
     aggregation: o.aggregation ?? "min",
     temperature: o.temperature ?? null,
+    ...(o.strategy === "annotate" ? { fullDepth: o.fullDepth ?? ANNOTATE_FULL_DEPTH } : {}),
     // Only when set, so that runs stored before the flag existed still resume.
     ...(o.steps?.maxStepTokens === undefined ? {} : { maxStepTokens: o.steps.maxStepTokens }),
   };
 }
 
+/**
+ * Build one problem's annotation tree and store it (problem row and tree) in one transaction.
+ * The problem's prediction is the majority answer of the tree's finished solutions (the gold
+ * answer grades the leaves but does not pick the prediction), so the run's accuracy is that of
+ * a majority vote over the tree; its `reward` is the root's Monte-Carlo score, the share of the
+ * tree's solutions that are right. No trajectories: exports read the tree's graded leaves.
+ */
+async function annotateAndStore(
+  p: Problem,
+  options: RunAgentOptions,
+): Promise<{ correct: boolean | null; tokens: number }> {
+  const t0 = performance.now();
+  const gold = p.gold;
+  if (gold === undefined) {
+    throw new Error(`Cannot annotate problem '${p.id}': it has no gold answer`);
+  }
+  const kind = gradeKindFor(p);
+  const seed = options.seed ?? 0;
+  const nodes = await annotate(p.question, {
+    policy: new PolicySteps(options.models.policy, options.steps),
+    reward: options.models.reward ? new RewardSteps(options.models.reward) : undefined,
+    grade: (steps) => gradeSolution(steps.join("\n\n"), gold, { kind }).correct,
+    k: options.k ?? ANNOTATE_K,
+    maxDepth: options.maxDepth ?? MAX_DEPTH,
+    fullDepth: options.fullDepth ?? ANNOTATE_FULL_DEPTH,
+    temperature: options.temperature,
+    budget: options.budget,
+    seed,
+    signal: options.signal,
+  });
+  options.signal?.throwIfAborted();
+  const leaves = nodes.filter((n) => n.terminal && n.children.length === 0)
+    .map((n) => {
+      const steps = pathOf(nodes, n).map((s) => s.text);
+      return { steps, answer: answerOf(steps.join("\n\n"), kind) ?? undefined };
+    });
+  const won = vote(leaves.map((l) => ({ answer: l.answer, weight: 1 })));
+  const chosen = won ? leaves.find((l) => l.answer === won.answer)! : undefined;
+  const text = chosen ? chosen.steps.join("\n\n") : "";
+  const grade = gradeSolution(text, gold, { kind });
+  const tokens = nodes.reduce((s, n) => s + n.tokens, 0);
+  await options.store.saveProblemResult(options.runId, {
+    problemId: p.id,
+    index: p.index,
+    question: p.question,
+    gold,
+    source: p.source,
+    shard: options.shard?.index ?? null,
+    prediction: text,
+    answer: grade.predicted ?? null,
+    correct: grade.correct,
+    reward: nodes[0].mcLabel ?? null,
+    tokens,
+    seconds: (performance.now() - t0) / 1000,
+    tree: { kind: "annotation", seed, nodes },
+  });
+  return { correct: grade.correct, tokens };
+}
+
 /** Solve one problem and store it (problem row, tree, trajectories) in one transaction. */
 async function solveAndStore(
   p: Problem,
-  options: RunAgentOptions,
+  options: RunAgentOptions & { strategy: Strategy },
 ): Promise<{ correct: boolean | null; tokens: number }> {
   const s = await solve(p.question, options);
   const kind = gradeKindFor(p);

@@ -227,8 +227,8 @@ async function withInterrupt<T>(
  *
  * - `--prm800k FILE --kind prm|hrm --format trl|openrlhf|paper`: human-labelled PRM800K.
  * - `--run ID --kind prm|hrm|hnc --format trl|openrlhf|paper`: samples of the run's annotation
- *   trees (search trees if it has none and they carry Monte-Carlo labels). Only the model build
- *   (models/build/build.ts) stores annotation trees; runs of `deno task agent` have none.
+ *   trees (search trees if it has none and they carry Monte-Carlo labels): runs of
+ *   `deno task agent --strategy annotate` and of the model build (models/build/build.ts).
  * - `--run ID --kind orm --format trl|openrlhf|paper`: its graded trajectories.
  * - `--run ID --kind sft --policy DIR|URL`: KL-SFT records scored by the reference policy.
  *   The format of `sft` is `sft`: `--format` may be left out or be `sft`; any other format is a

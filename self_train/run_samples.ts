@@ -168,7 +168,7 @@ export function union(a: readonly RewardSample[], b: readonly RewardSample[]): R
 
 /** What to do when a run has no annotation trees (the error messages end with it). */
 const HOW_TO_ANNOTATE =
-  "prm, hrm and hnc samples need Monte-Carlo labels, which annotation trees carry: the model build makes them (`deno run -A models/build/build.ts`, its stage 'trees' writes run 'annotation-trees' into .build/trees.db: export with --run annotation-trees --db .build/trees.db). `deno task agent` runs store trajectories (and, for mcts, unlabelled search trees): export them with --kind orm or --kind sft";
+  "prm, hrm and hnc samples need Monte-Carlo labels, which annotation trees carry: make them with `deno task agent --strategy annotate --problems FILE|synthetic:N --policy DIR|URL --run-id ID` (problems with gold answers; see `deno task agent --help`) and export that run. Other `deno task agent` runs store trajectories (and, for mcts, unlabelled search trees): export them with --kind orm or --kind sft";
 
 function checkLabelled(
   tree: StoredTree,

@@ -550,3 +550,51 @@ Deno.test("score-steps names a missing reward directory and an empty steps file"
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("agent --strategy annotate makes a run that export turns into hnc data; flags a strategy does not read exit 2", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const db = `${dir}/trees.db`;
+    const bundled = fileURLToPath(new URL("../models/policy", import.meta.url));
+    const a = await cli([
+      ...["agent", "--strategy", "annotate", "--problems", "synthetic:3", "--seed", "41"],
+      ...["--policy", bundled, "--k", "4", "--temperature", "0.7", "--max-step-tokens", "48"],
+      ...["--db", db, "--run-id", "ann", "--threads", "1", "--json"],
+    ]);
+    assert.equal(a.code, 0, a.stderr);
+    const report = JSON.parse(a.stdout);
+    assert.equal(report.strategy, "annotate");
+    assert.equal(report.problems, 3);
+    const e = await cli([
+      ...["export", "--run", "ann", "--db", db, "--kind", "hnc", "--format", "paper"],
+      ...["--out", `${dir}/hnc`],
+    ]);
+    assert.equal(e.code, 0, e.stderr);
+    const manifest = JSON.parse(await Deno.readTextFile(`${dir}/hnc/manifest.json`));
+    assert.equal(manifest.options.trees, "annotation");
+    const lines = (await Deno.readTextFile(`${dir}/hnc/data.jsonl`)).trim().split("\n");
+    assert.equal(lines.length, manifest.files[0].records);
+    const records = lines.map((l) => JSON.parse(l));
+    assert.ok(records.some((r) => r.label === 1) && records.some((r) => r.label === 0));
+    assert.ok(records.every((r) => r.input.startsWith("Question:\n")));
+    for (
+      const [flags, message] of [
+        [
+          ["--strategy", "annotate", "--c-puct", "2"],
+          /--c-puct is not read by --strategy annotate \(only by mcts\)/,
+        ],
+        [["--strategy", "mcts", "--n", "4"], /--n is not read by --strategy mcts/],
+        [
+          ["--strategy", "greedy", "--full-depth", "1"],
+          /--full-depth is not read by --strategy greedy \(only by annotate\)/,
+        ],
+      ] as const
+    ) {
+      const r = await cli(["agent", "--problems", "synthetic:1", "--policy", POLICY, ...flags]);
+      assert.equal(r.code, 2, r.stderr);
+      assert.match(r.stderr, message);
+    }
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});

@@ -277,3 +277,65 @@ Deno.test("MCTS always answers: a path cut by the budget is finished greedily an
   assert.equal(s.stepRewards.length, 5);
   assert.ok(s.tree!.length <= 5, "the tree holds only what the search expanded");
 });
+
+Deno.test("annotate: each problem's tree is stored labelled, its shape is k wide to full depth and one rollout below, and a rerun skips it", async () => {
+  const { BUNDLED_MODELS, generateProblems } = await import("../../agent/mod.ts");
+  const policy = await OnnxPolicy.load(`${BUNDLED_MODELS}policy`, { threads: 1 });
+  const store = await openStore(":memory:");
+  try {
+    const ps = generateProblems(3, { seed: 77 });
+    const opts = {
+      runId: "ann",
+      store,
+      models: { policy },
+      strategy: "annotate" as const,
+      source: "synthetic:3",
+      k: 3,
+      fullDepth: 2,
+      temperature: 0.7,
+      steps: { maxStepTokens: 48 },
+      progress: false,
+    };
+    const first = await runAgent(ps, opts);
+    assert.equal(first.strategy, "annotate");
+    assert.equal(first.solvedNow, 3);
+    let correctLeaves = 0;
+    for (const p of ps) {
+      const [tree] = await store.getTrees("ann", p.id);
+      assert.equal(tree.kind, "annotation");
+      const nodes = tree.nodes;
+      for (const n of nodes) {
+        const wide = n.depth < 2 && !n.terminal && n.depth < 12;
+        if (n.children.length > 0) assert.equal(n.children.length, wide ? 3 : 1, `node ${n.id}`);
+        else if (n.id !== 0) assert.equal(typeof n.correct, "boolean");
+        // Each node's label is the share of correct leaves below it.
+        const leaves: boolean[] = [];
+        const stack = [n.id];
+        while (stack.length) {
+          const m = nodes[stack.pop()!];
+          if (m.children.length === 0) leaves.push(m.correct === true);
+          stack.push(...m.children);
+        }
+        assert.equal(n.mcLabel, leaves.filter(Boolean).length / leaves.length, `node ${n.id}`);
+      }
+      correctLeaves += nodes.filter((n) => n.correct).length;
+      const row = (await store.listProblems("ann")).find((r) => r.problemId === p.id)!;
+      assert.equal(row.reward, nodes[0].mcLabel, "the problem's reward is the root's label");
+    }
+    assert.ok(correctLeaves > 0, "the bundled policy solves some of these");
+    assert.equal((await runAgent(ps, opts)).skipped, 3);
+    await assert.rejects(
+      runAgent(ps, { ...opts, fullDepth: 1 }),
+      /other settings: config\.fullDepth is 2 in the store, 1 now/,
+    );
+    const goldless = ps.map(({ gold: _, ...p }) => p);
+    await assert.rejects(
+      runAgent(goldless, { ...opts, runId: "g" }),
+      /Cannot annotate: Monte-Carlo labels need a gold answer for every problem, and 3 of 3 have none \(first: 'syn-77-0', problem 1 of the set\)/,
+    );
+    assert.equal(await store.getRun("g"), undefined, "nothing stored for a refused run");
+  } finally {
+    await store.close();
+    await policy.close();
+  }
+});

@@ -71,7 +71,7 @@ Deno.test("runRewardSamples() says what is missing when a run has unlabelled sea
   await populate(store);
   await assert.rejects(
     collect(runRewardSamples(store, "r2", { kind: "hrm" })),
-    /run 'r2': the run has no annotation trees, and its search trees carry no Monte-Carlo labels \(search tree \d+ of problem 'q1': 2 of 2 nodes lack 'mcLabel'\)\. prm, hrm and hnc samples need Monte-Carlo labels, which annotation trees carry: the model build makes them \(`deno run -A models\/build\/build\.ts`.* export them with --kind orm or --kind sft$/,
+    /run 'r2': the run has no annotation trees, and its search trees carry no Monte-Carlo labels \(search tree \d+ of problem 'q1': 2 of 2 nodes lack 'mcLabel'\)\. prm, hrm and hnc samples need Monte-Carlo labels, which annotation trees carry: make them with `deno task agent --strategy annotate.* export them with --kind orm or --kind sft$/,
   );
   // A run with no trees at all (a step-greedy run of `deno task agent`) says the same.
   await store.createRun({
@@ -93,7 +93,7 @@ Deno.test("runRewardSamples() says what is missing when a run has unlabelled sea
   });
   await assert.rejects(
     collect(runRewardSamples(store, "r3", { kind: "prm" })),
-    /run 'r3': it has no annotation trees and no search trees\. .*`deno run -A models\/build\/build\.ts`.*--run annotation-trees --db \.build\/trees\.db.*--kind orm or --kind sft$/,
+    /run 'r3': it has no annotation trees and no search trees\. .*`deno task agent --strategy annotate --problems .*--kind orm or --kind sft$/,
   );
   await assert.rejects(collect(runRewardSamples(store, "nope", { kind: "prm" })), /no such run/);
 });
