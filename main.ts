@@ -37,7 +37,7 @@ import {
   type RunReport,
   type Scorer,
 } from "./agent/mod.ts";
-import { type Dtype, OnnxPolicy } from "./inference/mod.ts";
+import { type Dtype, OnnxPolicy, weightsDigest } from "./inference/mod.ts";
 import {
   type Aggregation,
   AGGREGATIONS,
@@ -464,6 +464,17 @@ async function modelsFrom(
   return models;
 }
 
+/** The digests of the agent's model locations, stored with the run (see `weightsDigest`). */
+async function weightsOf(
+  values: Record<string, unknown>,
+): Promise<{ policy?: string; reward?: string; orm?: string }> {
+  const out: { policy?: string; reward?: string; orm?: string } = {};
+  for (const k of ["policy", "reward", "orm"] as const) {
+    if (typeof values[k] === "string") out[k] = await weightsDigest(values[k]);
+  }
+  return out;
+}
+
 async function closeModels(m: AgentModels): Promise<void> {
   await Promise.allSettled([m.policy.close(), m.reward?.close(), m.orm?.close()]);
 }
@@ -587,6 +598,7 @@ async function runAgentCommand(values: Record<string, unknown>): Promise<void | 
       shard: shard ? { index: shard.index, count: shard.count } : undefined,
       concurrency: num(values, "concurrency", { integer: true, min: 1 }),
       signal: ac.signal,
+      weights: await weightsOf(values),
     });
     if (values.json) {
       print(JSON.stringify({
@@ -754,35 +766,6 @@ async function runEval(values: Record<string, unknown>): Promise<void> {
   } finally {
     await Promise.allSettled([policy.close(), ...scorers.map((s) => s.model.close())]);
   }
-}
-
-/**
- * SHA-256 (16 hex digits) of the ONNX files of a local model directory (at its root and under
- * `onnx/`); a URL, or a path with no ONNX file, stands for itself.
- */
-async function weightsDigest(at: string): Promise<string> {
-  if (/^https?:\/\//.test(at)) return at;
-  const parts: string[] = [];
-  for (const sub of ["", "onnx/"]) {
-    const names: string[] = [];
-    try {
-      for await (const e of Deno.readDir(`${at}/${sub}`)) {
-        if (e.isFile && /\.onnx(\.data|_data)?$/.test(e.name)) names.push(e.name);
-      }
-    } catch {
-      continue; // no such folder
-    }
-    for (const name of names.sort()) {
-      const bytes = await Deno.readFile(`${at}/${sub}${name}`);
-      const h = new Uint8Array(await crypto.subtle.digest("SHA-256", bytes));
-      parts.push(`${sub}${name}:${[...h].map((b) => b.toString(16).padStart(2, "0")).join("")}`);
-    }
-  }
-  if (!parts.length) return at;
-  const all = new Uint8Array(
-    await crypto.subtle.digest("SHA-256", new TextEncoder().encode(parts.join("\n"))),
-  );
-  return [...all.slice(0, 8)].map((b) => b.toString(16).padStart(2, "0")).join("");
 }
 
 /**

@@ -279,6 +279,13 @@ export interface RunAgentOptions extends Omit<SolveOptions, "strategy"> {
   concurrency?: number;
   /** Progress bar (default: on stderr). */
   progress?: boolean;
+  /**
+   * Digests of the models' weights (`weightsDigest` of inference/ for each location), stored
+   * with the run: a resume whose weights differ (a model retrained in place keeps its directory
+   * name, the id a run records) is refused. Without them nothing is checked (the stored digests
+   * are kept); runs stored before digests were recorded resume as before.
+   */
+  weights?: { policy?: string; reward?: string; orm?: string };
 }
 
 /** Totals of a run, as the CLI prints them. */
@@ -333,10 +340,15 @@ export async function runAgent(
   // A run stored before the problem count was recorded resumes as it was stored.
   const prior = await store.getRun(options.runId);
   const legacy = prior !== undefined && !("problems" in prior.config);
+  const weighed = prior === undefined || "weights" in prior.config;
+  const weights = options.weights ?? prior?.config.weights;
   await store.getOrCreateRun({
     id: options.runId,
     strategy,
-    config: configOf(options, legacy ? undefined : problems.length),
+    config: {
+      ...configOf(options, legacy ? undefined : problems.length),
+      ...(weights && weighed ? { weights } : {}),
+    },
     seed,
     policyId: models.policy.id,
     rewardId: models.reward?.id ?? models.orm?.id ?? null,

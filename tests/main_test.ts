@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { fileURLToPath } from "node:url";
 import { openStore } from "../store/mod.ts";
-import { sharedDataPath, testdataPath } from "./_helpers.ts";
+import { copyFixture, sharedDataPath, testdataPath } from "./_helpers.ts";
 
 const MAIN = fileURLToPath(new URL("../main.ts", import.meta.url));
 const POLICY = testdataPath("models/decoder-fp32");
@@ -173,6 +173,40 @@ Deno.test("agent --temperature and --max-step-tokens are run settings: checked, 
     const again = await cli(args("0.9"));
     assert.notEqual(again.code, 0);
     assert.match(again.stderr, /temperature is 0.5 in the store, 0.9 now/);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("agent: a resume with other weights under the same model folder is refused", async () => {
+  await using policy = await copyFixture("models/decoder-external");
+  const dir = await Deno.makeTempDir();
+  try {
+    const args = [
+      ...["agent", "--problems", "synthetic:2", "--strategy", "greedy", "--policy", policy.dir],
+      ...["--db", `${dir}/runs.db`, "--run-id", "w", "--max-step-tokens", "4", "--max-depth", "2"],
+      ...["--threads", "1", "--json"],
+    ];
+    const first = await cli(args);
+    assert.equal(first.code, 0, first.stderr);
+    const store = await openStore(`${dir}/runs.db`);
+    try {
+      const weights = (await store.getRun("w"))?.config.weights as { policy?: string };
+      assert.match(weights?.policy ?? "", /^[0-9a-f]{16}$/);
+    } finally {
+      await store.close();
+    }
+    // The policy retrained in place: same folder, same name, one weight changed.
+    const data = `${policy.dir}/model.onnx.data`;
+    const bytes = await Deno.readFile(data);
+    bytes[bytes.length >> 1] ^= 1;
+    await Deno.writeFile(data, bytes);
+    const r = await cli(args);
+    assert.equal(r.code, 1, r.stderr);
+    assert.match(
+      r.stderr,
+      /Cannot resume run 'w': .*config\.weights\.policy is "[0-9a-f]{16}" in the store, "[0-9a-f]{16}" now/,
+    );
   } finally {
     await Deno.remove(dir, { recursive: true });
   }

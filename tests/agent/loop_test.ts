@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import {
+  type AgentModels,
   loadProblems,
   PolicySteps,
   type Problem,
@@ -9,7 +10,7 @@ import {
 } from "../../agent/mod.ts";
 import { OnnxPolicy } from "../../inference/mod.ts";
 import { OnnxReward, type RewardModel } from "../../reward/mod.ts";
-import { openStore } from "../../store/mod.ts";
+import { openStore, type RunStore } from "../../store/mod.ts";
 import { sharedDataPath, testdataPath } from "../_helpers.ts";
 
 const POLICY = testdataPath("models/decoder-fp32");
@@ -90,21 +91,48 @@ Deno.test("two shards of one run split the problems without overlap", async () =
   });
 });
 
+/** Options of a short greedy run on the test models, for the resume tests. */
+function greedyRun(runId: string, store: RunStore, models: AgentModels) {
+  return {
+    runId,
+    store,
+    models,
+    strategy: "greedy" as const,
+    source: "data/gsm8k.jsonl",
+    progress: false,
+    maxDepth: 2,
+    steps: { maxStepTokens: 6 },
+  };
+}
+
+Deno.test("a run records its models' weight digests; a resume with others is refused, one without keeps them", async () => {
+  const ps = await problems(2);
+  await withModels(async (models) => {
+    const store = await openStore(":memory:");
+    try {
+      const base = greedyRun("d", store, models);
+      const weights = { policy: "00000000000000aa", reward: "00000000000000bb" };
+      await runAgent(ps, { ...base, weights });
+      assert.deepEqual((await store.getRun("d"))?.config.weights, weights);
+      await assert.rejects(
+        runAgent(ps, { ...base, weights: { ...weights, reward: "00000000000000cc" } }),
+        /config\.weights\.reward is "00000000000000bb" in the store, "00000000000000cc" now/,
+      );
+      // A library caller that has no digests resumes; the stored ones stay.
+      assert.equal((await runAgent(ps, base)).skipped, 2);
+      assert.deepEqual((await store.getRun("d"))?.config.weights, weights);
+    } finally {
+      await store.close();
+    }
+  });
+});
+
 Deno.test("a resumed run with another policy, reward model, ORM or problem set is refused", async () => {
   const ps = await problems(4);
   await withModels(async (models) => {
     const store = await openStore(":memory:");
     try {
-      const base = {
-        runId: "g",
-        store,
-        models,
-        strategy: "greedy" as const,
-        source: "data/gsm8k.jsonl",
-        progress: false,
-        maxDepth: 2,
-        steps: { maxStepTokens: 6 },
-      };
+      const base = greedyRun("g", store, models);
       await runAgent(ps.slice(0, 3), base);
       const refused = async (change: object, what: RegExp) =>
         await assert.rejects(runAgent(ps.slice(0, 3), { ...base, ...change }), (e: Error) => {
@@ -126,6 +154,9 @@ Deno.test("a resumed run with another policy, reward model, ORM or problem set i
         /config\.orm is absent in the store, "orm" now/,
       );
       await refused({ source: "data/other.jsonl" }, /problems is "data\/gsm8k.jsonl" in the store/);
+      // Stored before digests were recorded: resumes with them, and they are not added.
+      await runAgent(ps.slice(0, 3), { ...base, weights: { policy: "00000000000000aa" } });
+      assert.equal((await store.getRun("g"))?.config.weights, undefined);
       await assert.rejects(
         runAgent(ps, base),
         /Cannot resume run 'g'.*config\.problems is 3 in the store, 4 now/,

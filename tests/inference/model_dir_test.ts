@@ -1,5 +1,10 @@
 import assert from "node:assert/strict";
-import { externalDataLocations, OnnxCausalLM, resolveModelDir } from "../../inference/mod.ts";
+import {
+  externalDataLocations,
+  OnnxCausalLM,
+  resolveModelDir,
+  weightsDigest,
+} from "../../inference/mod.ts";
 import { copyFixture, sharedDataPath, testdataPath } from "../_helpers.ts";
 
 Deno.test("the ONNX Runtime GenAI layout is rejected with a message that says so", async () => {
@@ -76,4 +81,60 @@ Deno.test("a missing tokenizer.json is named", async () => {
   await Deno.remove(`${copy.dir}/tokenizer.json`);
   const { OnnxPolicy } = await import("../../inference/mod.ts");
   await assert.rejects(() => OnnxPolicy.load(copy.dir), /tokenizer\.json does not exist/);
+});
+
+/** The digest as the eval journal first computed it: each file read whole, hashed by WebCrypto. */
+async function referenceDigest(dir: string): Promise<string> {
+  const hex = (b: ArrayBuffer) =>
+    [...new Uint8Array(b)].map((x) => x.toString(16).padStart(2, "0")).join("");
+  const parts: string[] = [];
+  for (const sub of ["", "onnx/"]) {
+    const names: string[] = [];
+    try {
+      for await (const e of Deno.readDir(`${dir}/${sub}`)) {
+        if (e.isFile && /\.onnx(\.data|_data)?$/.test(e.name)) names.push(e.name);
+      }
+    } catch {
+      continue;
+    }
+    for (const n of names.sort()) {
+      parts.push(
+        `${sub}${n}:${
+          hex(await crypto.subtle.digest("SHA-256", await Deno.readFile(`${dir}/${sub}${n}`)))
+        }`,
+      );
+    }
+  }
+  return hex(await crypto.subtle.digest("SHA-256", new TextEncoder().encode(parts.join("\n"))))
+    .slice(0, 16);
+}
+
+Deno.test("weightsDigest: streamed, equal to the whole-file digest journals hold, and moved by one changed byte", async () => {
+  for (const rel of ["models/decoder-external", "models/decoder-fp16"]) {
+    assert.equal(await weightsDigest(testdataPath(rel)), await referenceDigest(testdataPath(rel)));
+  }
+  await using copy = await copyFixture("models/decoder-external");
+  const before = await weightsDigest(copy.dir);
+  // A copy elsewhere is the same model; the name of the folder does not enter the digest.
+  assert.equal(before, await weightsDigest(testdataPath("models/decoder-external")));
+  assert.match(before, /^[0-9a-f]{16}$/);
+  // One weight changed in the external data file: another digest.
+  const path = `${copy.dir}/model.onnx.data`;
+  const bytes = await Deno.readFile(path);
+  bytes[bytes.length >> 1] ^= 1;
+  await Deno.writeFile(path, bytes);
+  assert.notEqual(await weightsDigest(copy.dir), before);
+  // Tokenizer and config files are not weights.
+  await Deno.writeTextFile(`${copy.dir}/notes.txt`, "x");
+  assert.equal(await weightsDigest(copy.dir), await referenceDigest(copy.dir));
+});
+
+Deno.test("weightsDigest: a server URL, or a folder with no ONNX file, stands for itself", async () => {
+  assert.equal(await weightsDigest("http://127.0.0.1:8000/"), "http://127.0.0.1:8000/");
+  const dir = await Deno.makeTempDir();
+  try {
+    assert.equal(await weightsDigest(dir), dir);
+  } finally {
+    await Deno.remove(dir);
+  }
 });
