@@ -20,6 +20,9 @@ export interface PolicyStepsOptions {
   isFinal?: (step: string) => boolean;
 }
 
+/** The longest step a policy may write when no limit is given ({@linkcode PolicySteps}). */
+export const DEFAULT_MAX_STEP_TOKENS = 160;
+
 const FINAL = /(\\boxed\{|[Tt]he (final )?answer is|####)/;
 
 /** The default prompt: a plain question/answer frame. */
@@ -47,7 +50,7 @@ export class PolicySteps implements StepPolicy {
     this.#policy = policy;
     this.#prompt = options.prompt ?? plainPrompt;
     this.#delim = options.delimiter ?? "\n\n";
-    this.#max = options.maxStepTokens ?? 160;
+    this.#max = options.maxStepTokens ?? DEFAULT_MAX_STEP_TOKENS;
     this.#final = options.isFinal ?? ((s) => FINAL.test(s));
   }
 

@@ -22,7 +22,12 @@ import {
 } from "../mcts/mod.ts";
 import { aggregateScores, type Aggregation, type RewardModel } from "../reward/mod.ts";
 import { type RunStore, shardOf, type TrajectoryInput } from "../store/mod.ts";
-import { PolicySteps, type PolicyStepsOptions, RewardSteps } from "./adapters.ts";
+import {
+  DEFAULT_MAX_STEP_TOKENS,
+  PolicySteps,
+  type PolicyStepsOptions,
+  RewardSteps,
+} from "./adapters.ts";
 import { answerKey, extractAnswer, gradeKindFor, gradeSolution } from "./grading.ts";
 import type { Problem } from "./problems.ts";
 
@@ -61,6 +66,12 @@ export const ANNOTATE_FULL_DEPTH = 2;
 
 /** Default maximum steps of a solution: 7 operations, a correction or two, and the answer. */
 export const MAX_DEPTH = 12;
+
+/** MCTS's per-problem budget when none is given. */
+const MCTS_BUDGET: Budget = Object.freeze({ simulations: 24 });
+
+/** MCTS prunes children this far under their best sibling unless told otherwise. */
+const MCTS_PRUNE_GAP = 0.5;
 
 /** The models a run uses. */
 export interface AgentModels {
@@ -159,8 +170,8 @@ export async function solve(
       ...common,
       reward,
       k: options.k ?? 5,
-      budget: options.budget ?? { simulations: 24 },
-      pruneGap: options.pruneGap ?? 0.5,
+      budget: options.budget ?? MCTS_BUDGET,
+      pruneGap: options.pruneGap ?? MCTS_PRUNE_GAP,
       cPuct: options.cPuct,
       choose: options.choose,
       onEvent: options.onEvent,
@@ -346,7 +357,11 @@ export async function runAgent(
     id: options.runId,
     strategy,
     config: {
-      ...configOf(options, legacy ? undefined : problems.length),
+      ...configOf(
+        options,
+        legacy ? undefined : problems.length,
+        prior === undefined ? CONFIG_VERSION : Number(prior.config.configVersion ?? 1),
+      ),
       ...(weights && weighed ? { weights } : {}),
     },
     seed,
@@ -410,17 +425,51 @@ export async function runAgent(
 }
 
 /**
+ * Version of the settings a run records. 2: what takes effect, defaults resolved per strategy
+ * (a resume that passes a default explicitly matches one that leaves it out). Runs stored
+ * without a version recorded the flags as given (unset ones null, `maxDepth` 7 when unset) and
+ * resume against that form ({@linkcode legacyConfigOf}).
+ */
+const CONFIG_VERSION = 2;
+
+/**
  * The run's settings, compared on resume. `problems` is the size of the whole problem set
  * (every shard sees the same), so a resume with more or fewer problems is refused; `orm` is
  * there when both a reward model and an ORM are given (the run's reward id names the step
- * reward model then; with the ORM alone it names the ORM).
+ * reward model then; with the ORM alone it names the ORM). Settings a strategy does not read
+ * are null.
  */
-function configOf(o: RunAgentOptions, problems: number | undefined): Record<string, unknown> {
+function configOf(
+  o: RunAgentOptions,
+  problems: number | undefined,
+  version: number,
+): Record<string, unknown> {
+  const head = problems === undefined ? {} : {
+    problems,
+    ...(o.models.orm && o.models.reward ? { orm: o.models.orm.id } : {}),
+  };
+  if (version < 2) return { ...head, ...legacyConfigOf(o) };
+  const s = o.strategy, mcts = s === "mcts";
   return {
-    ...(problems === undefined ? {} : {
-      problems,
-      ...(o.models.orm && o.models.reward ? { orm: o.models.orm.id } : {}),
-    }),
+    configVersion: CONFIG_VERSION,
+    ...head,
+    n: s === "best-of-n" || s === "step-greedy" || s === "beam" ? o.n ?? 4 : null,
+    k: mcts || s === "beam" ? o.k ?? 5 : s === "annotate" ? o.k ?? ANNOTATE_K : null,
+    maxDepth: o.maxDepth ?? MAX_DEPTH,
+    budget: o.budget ?? (mcts ? MCTS_BUDGET : null),
+    aggregation: o.aggregation ?? "min",
+    temperature: s === "greedy" ? 0 : o.temperature ?? (s === "annotate" ? 0.1 : 1),
+    cPuct: mcts ? o.cPuct ?? 1.5 : null,
+    choose: mcts ? o.choose ?? "step" : null,
+    pruneGap: mcts ? o.pruneGap ?? MCTS_PRUNE_GAP : null,
+    ...(s === "annotate" ? { fullDepth: o.fullDepth ?? ANNOTATE_FULL_DEPTH } : {}),
+    maxStepTokens: o.steps?.maxStepTokens ?? DEFAULT_MAX_STEP_TOKENS,
+  };
+}
+
+/** The settings as runs stored before {@linkcode CONFIG_VERSION} 2 recorded them. */
+function legacyConfigOf(o: RunAgentOptions): Record<string, unknown> {
+  return {
     n: o.n ?? null,
     k: o.k ?? null,
     maxDepth: o.maxDepth ?? 7,

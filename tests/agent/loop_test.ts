@@ -211,6 +211,74 @@ Deno.test("a run stored before the problem count was recorded still resumes", as
   });
 });
 
+Deno.test("a run records the settings that take effect: a resume naming a default matches one leaving it out", async () => {
+  const ps = await problems(2);
+  await withModels(async (models) => {
+    const store = await openStore(":memory:");
+    try {
+      const base = {
+        runId: "e",
+        store,
+        models,
+        strategy: "step-greedy" as const,
+        source: "gsm8k",
+        progress: false,
+        steps: { maxStepTokens: 6 },
+        budget: { tokens: 12 },
+      };
+      await runAgent(ps.slice(0, 1), base);
+      const config = (await store.getRun("e"))!.config;
+      assert.equal(config.configVersion, 2);
+      assert.equal(config.maxDepth, 12, "the depth the search used, not a stale 7");
+      assert.equal(config.n, 4);
+      assert.equal(config.temperature, 1);
+      assert.equal(config.k, null, "step-greedy reads no k");
+      // The same settings spelled out are the same run.
+      const again = await runAgent(ps.slice(0, 1), { ...base, maxDepth: 12, n: 4, temperature: 1 });
+      assert.equal(again.skipped, 1);
+      await assert.rejects(
+        runAgent(ps.slice(0, 1), { ...base, maxDepth: 7 }),
+        /config\.maxDepth is 12 in the store, 7 now/,
+      );
+      await assert.rejects(
+        runAgent(ps.slice(0, 1), { ...base, temperature: 0.5 }),
+        /config\.temperature is 1 in the store, 0\.5 now/,
+      );
+    } finally {
+      await store.close();
+    }
+  });
+});
+
+Deno.test("a run stored before settings were resolved resumes against the form it was stored in", async () => {
+  const ps = await problems(2);
+  await withModels(async (models) => {
+    const store = await openStore(":memory:");
+    try {
+      const config = { problems: 2, n: null, k: null, maxDepth: 7, budget: null };
+      await store.createRun({
+        id: "v1",
+        strategy: "greedy",
+        config: { ...config, aggregation: "min", temperature: null, maxStepTokens: 6 },
+        seed: 0,
+        policyId: models.policy.id,
+        rewardId: models.reward.id,
+        problemsSource: "gsm8k",
+      });
+      const base = { ...greedyRun("v1", store, models), source: "gsm8k", maxDepth: undefined };
+      const r = await runAgent(ps, base);
+      assert.equal(r.solvedNow, 2);
+      assert.equal((await store.getRun("v1"))?.config.configVersion, undefined);
+      await assert.rejects(
+        runAgent(ps, { ...base, maxDepth: 12 }),
+        /config\.maxDepth is 7 in the store, 12 now/,
+      );
+    } finally {
+      await store.close();
+    }
+  });
+});
+
 Deno.test("an abort stops the run cleanly: finished problems stay committed, status 'stopped'", async () => {
   const ps = await problems(6);
   await withModels(async (models) => {
