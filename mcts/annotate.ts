@@ -1,7 +1,10 @@
 /**
  * The paper's annotation tree: expand every node fully (K children, to max depth), grade the
  * terminal leaves against the gold answer, and label every node with its Monte-Carlo score
- * (correct leaves / leaves below). A leaf cut at max depth without an answer counts as wrong.
+ * (correct leaves / graded leaves below). A leaf cut at max depth without an answer counts as
+ * wrong; a branch the budget stopped before it reached an answer or max depth is left ungraded
+ * and out of the labels (it is no rollout outcome), so a node with only such branches below it
+ * has no label.
  *
  * @module
  */
@@ -30,7 +33,10 @@ export interface AnnotateOptions {
   fullDepth?: number;
   /** Sampling temperature (reference code: 0.1). */
   temperature?: number;
-  /** Budget: stops expanding when spent (the tree is still labelled). */
+  /**
+   * Budget: stops expanding when spent. The tree is built breadth-first, so a budget cuts its
+   * deepest level: those branches stay ungraded and out of the labels.
+   */
   budget?: Budget;
   /** Seed. */
   seed?: number;
@@ -45,7 +51,8 @@ export interface AnnotateOptions {
  *
  * @param question The problem.
  * @param options Policy, grader, shape.
- * @returns The nodes (index = id) with `mcLabel`, `correct` and `terminal` set.
+ * @returns The nodes (index = id) with `terminal` set, `correct` on graded leaves and `mcLabel`
+ *   on every node with a graded leaf below it.
  */
 export async function annotate(question: string, options: AnnotateOptions): Promise<TreeNode[]> {
   const k = options.k ?? 5, maxDepth = options.maxDepth ?? 5, seed = options.seed ?? 0;
@@ -74,10 +81,13 @@ export async function annotate(question: string, options: AnnotateOptions): Prom
       if (!c.terminal && c.depth < maxDepth) queue.push(c);
     }
   }
+  const waiting = new Set(queue); // never expanded: the budget ran out first
   for (const n of tree.nodes) {
-    if (n.id !== 0 && n.children.length === 0) {
-      n.correct = n.terminal ? options.grade(tree.steps(n)) ?? false : false;
-    }
+    if (n.id === 0 || n.children.length > 0) continue;
+    if (n.terminal) n.correct = options.grade(tree.steps(n)) ?? false;
+    // Cut at max depth, or a dead end (the policy proposed nothing), without an answer: wrong.
+    else if (!waiting.has(n)) n.correct = false;
+    // else: the budget stopped this branch before it was expanded; it stays ungraded
   }
   labelMonteCarlo(tree.nodes);
   return tree.nodes;

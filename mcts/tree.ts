@@ -120,8 +120,10 @@ export function normalizedPriors(proposals: readonly Proposal[]): number[] {
 }
 
 /**
- * Monte-Carlo labels: for every node, correct leaves / leaves in its subtree (a leaf is 1 if
- * correct, else 0). Writes `mcLabel` on every node.
+ * Monte-Carlo labels: for every node, correct leaves / graded leaves in its subtree (a leaf is 1
+ * if `correct` is true, 0 if false). A leaf without a grade (`correct` undefined: a branch an
+ * annotation budget cut before it reached an answer) is not a rollout outcome and is left out of
+ * every count; a node with no graded leaf under it gets no `mcLabel` (it is deleted).
  *
  * @param nodes The tree's nodes (index = id, children lists filled).
  */
@@ -140,7 +142,7 @@ export function labelMonteCarlo(nodes: TreeNode[]): void {
   for (let i = order.length - 1; i >= 0; i--) {
     const n = nodes[order[i]];
     if (n.children.length === 0) {
-      leaves[n.id] = 1;
+      leaves[n.id] = n.correct === undefined ? 0 : 1;
       correct[n.id] = n.correct ? 1 : 0;
     } else {
       for (const c of n.children) {
@@ -148,6 +150,7 @@ export function labelMonteCarlo(nodes: TreeNode[]): void {
         correct[n.id] += correct[c];
       }
     }
-    n.mcLabel = leaves[n.id] ? correct[n.id] / leaves[n.id] : 0;
+    if (leaves[n.id] > 0) n.mcLabel = correct[n.id] / leaves[n.id];
+    else delete n.mcLabel;
   }
 }

@@ -118,8 +118,9 @@ export interface TreeSampleOptions extends PerDepthOptions {
   merged?: boolean;
   /**
    * Where the scores come from: `"recompute"` (default) labels a copy of the tree with
-   * `labelMonteCarlo` (a leaf counts 1 iff `correct` is true); `"stored"` uses the nodes'
-   * own `mcLabel` (every non-root node must have one).
+   * `labelMonteCarlo` (a leaf counts 1 iff `correct` is true, ungraded leaves not at all; nodes
+   * left without a label give no sample); `"stored"` uses the nodes' own `mcLabel` (every
+   * non-root node must have one).
    */
   scores?: "recompute" | "stored";
   /** The samples' `source` (default `"tree"`). */
@@ -150,7 +151,10 @@ export function treeSamples(
   const tree = labelledCopy(nodes, options.scores ?? "recompute");
   const base = { question: options.question, source: options.source ?? "tree" };
   const out: RewardSample[] = [];
-  for (const n of sampleNodesPerDepth(tree, options)) {
+  // A node with no graded leaf below it (only branches an annotation budget cut) has no label
+  // after a recompute: it is no sample. Its ancestors keep theirs if they have other leaves.
+  const labelled = tree.filter((n) => n.parent < 0 || n.mcLabel !== undefined);
+  for (const n of sampleNodesPerDepth(labelled, options)) {
     const path = ancestry(tree, n); // root excluded, n included
     const steps = path.map((p) => p.text), labels = path.map((p) => p.mcLabel!);
     const meta = { node: n.id, depth: n.depth };

@@ -273,6 +273,70 @@ Deno.test("annotate() with fullDepth branches k ways above it and runs one rollo
   assert.equal(nodes[0].mcLabel, leaves.filter((n) => n.correct).length / 2);
 });
 
+Deno.test("annotate() leaves branches its budget cut ungraded and out of the labels", async () => {
+  // Breadth-first with k = 2: root, a, b, a1, a2, b1 are expanded in 6 simulations; b2 waits.
+  const nodes = await annotate("q", {
+    policy: new ScriptedPolicy(TRAP, "cycle"),
+    grade: (steps) => steps.at(-1) === "ANSWER 7",
+    k: 2,
+    maxDepth: 5,
+    budget: { simulations: 6 },
+  });
+  const at = (text: string) => nodes.find((n) => n.text === text)!;
+  assert.equal(at("b2").children.length, 0);
+  assert.equal(at("b2").correct, undefined, "b2 was never expanded: no grade");
+  assert.equal(at("b2").mcLabel, undefined, "no graded leaf under b2: no label");
+  assert.equal(at("ANSWER 7").correct, true);
+  assert.equal(
+    at("b").mcLabel,
+    1,
+    "b's one graded leaf is right (a cut branch is not a wrong one)",
+  );
+  assert.equal(at("a").mcLabel, 0);
+  assert.equal(nodes[0].mcLabel, 1 / 3, "1 right of 3 graded leaves; b2 not counted");
+  const none = await annotate("q", {
+    policy: new ScriptedPolicy(TRAP, "cycle"),
+    grade: () => true,
+    k: 2,
+    budget: { simulations: 1 },
+  });
+  assert.ok(none.every((n) => n.mcLabel === undefined), "nothing finished: nothing labelled");
+});
+
+Deno.test("annotate() counts a dead end (no proposals) and a branch cut at max depth as wrong", async () => {
+  const script = {
+    "": [{ text: "a", logprob: -0.1 }, { text: "c", logprob: -0.2 }, { text: "d", logprob: -1 }],
+    "a": [{ text: "ANSWER 7", logprob: -0.1, terminal: true }],
+    "d": [{ text: "d1", logprob: -0.1 }],
+    "d|d1": [{ text: "d2", logprob: -0.1 }],
+  }; // "c" has nothing to propose
+  const nodes = await annotate("q", {
+    policy: new ScriptedPolicy(script, "cycle"),
+    grade: (steps) => steps.at(-1) === "ANSWER 7",
+    k: 3,
+    fullDepth: 1, // one rollout per branch below the root
+    maxDepth: 2,
+  });
+  const at = (text: string) => nodes.find((n) => n.text === text)!;
+  assert.equal(at("c").correct, false, "dead end");
+  assert.equal(at("d1").correct, false, "cut at max depth 2 without an answer");
+  assert.equal(nodes[0].mcLabel, 1 / 3);
+});
+
+Deno.test("labelMonteCarlo leaves ungraded leaves out, and unlabels nodes with none graded", () => {
+  const tree = new StepTree();
+  const mk = (text: string) => ({ text, logprob: 0, tokens: 1, terminal: false, reward: 0 });
+  const [x, y] = tree.expand(tree.root, [mk("x"), mk("y")]);
+  const [x1, x2] = tree.expand(x, [mk("x1"), mk("x2")]);
+  x1.correct = true; // x2 and y ungraded
+  y.mcLabel = 0.5; // a stale label goes
+  labelMonteCarlo(tree.nodes);
+  assert.equal(x.mcLabel, 1);
+  assert.equal(x2.mcLabel, undefined);
+  assert.equal(y.mcLabel, undefined);
+  assert.equal(tree.root.mcLabel, 1);
+});
+
 const SCORE: Record<string, number> = {
   "ANSWER 5": 0.2,
   "ANSWER 6": 0.9,

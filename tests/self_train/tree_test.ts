@@ -92,6 +92,18 @@ Deno.test("sampleNodesPerDepth() refuses a node without a Monte-Carlo label", ()
   assert.throws(() => sampleNodesPerDepth(tree), /node 1 \(depth 1\): it has no Monte-Carlo label/);
 });
 
+Deno.test("treeSamples() gives no sample of a node whose branches were all cut ungraded", () => {
+  const tree = buildTree([
+    [0, -1, ""],
+    [1, 0, "s1"],
+    [2, 1, "s2a", { correct: true }],
+    [3, 1, "s2b"], // a leaf an annotation budget cut: no grade
+    [4, 0, "t1"], // likewise
+  ]);
+  const got = treeSamples(tree, { question: "Q", problemId: "p", seed: 1 });
+  assert.deepEqual(got.map((g) => [g.current, g.label]), [["s1", 1], ["s2a", 1]]);
+});
+
 Deno.test("treeSamples() gives PRM samples and merged samples with the node's own score", () => {
   const tree = buildTree([
     [0, -1, ""],
