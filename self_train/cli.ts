@@ -281,6 +281,36 @@ interface ExportPlan {
   v: Record<string, unknown>;
 }
 
+/** Flags that only some exports read, and what reads them. */
+const EXPORT_FLAG_SCOPE: [flags: string[], reads: string, when: (x: ScopeOf) => boolean][] = [
+  [["strict"], "--prm800k", (x) => x.file],
+  [["db", "auth-token"], "--run", (x) => !x.file],
+  [["labels"], "--format trl or openrlhf", (x) => x.format === "trl" || x.format === "openrlhf"],
+  [["placeholder"], "--format openrlhf", (x) => x.format === "openrlhf"],
+  [
+    ["policy", "dtype", "top-k", "min-mc", "min-reward", "threads", "api-key"],
+    "--kind sft",
+    (x) => x.kind === "sft",
+  ],
+];
+
+interface ScopeOf {
+  kind: string;
+  format?: string;
+  file: boolean;
+}
+
+/** A flag this export would not read is a usage error, as in `agent` (it would do nothing). */
+function refuseUnread(v: Record<string, unknown>, x: ScopeOf): void {
+  for (const [flags, reads, when] of EXPORT_FLAG_SCOPE) {
+    const given = flags.find((f) => v[f] !== undefined && v[f] !== false);
+    if (given === undefined || when(x)) continue;
+    const now = x.file ? "--prm800k" : `--run with --kind ${x.kind}` +
+      (x.format === undefined ? "" : ` --format ${x.format}`);
+    throw new RangeError(`--${given} is read only with ${reads}: this export is ${now}`);
+  }
+}
+
 function exportPlan(v: Record<string, unknown>): ExportPlan {
   const kind = oneOf(v, "kind", KINDS);
   if (kind === undefined) throw new RangeError(`--kind is required: one of ${KINDS.join(", ")}`);
@@ -307,6 +337,7 @@ function exportPlan(v: Record<string, unknown>): ExportPlan {
   if (file !== undefined && kind !== "prm" && kind !== "hrm") {
     throw new RangeError(`--kind must be one of prm, hrm with --prm800k: got '${kind}'`);
   }
+  refuseUnread(v, { kind, format, file: file !== undefined });
   const policy = kind === "sft"
     ? need(v, "policy", {
       why: " with --kind sft (the reference policy that scores the records)",
@@ -431,7 +462,7 @@ async function exportRun(ctx: ExportCtx): Promise<ExportManifest> {
           ctx.io.warn(`reading the run's ${k} trees`);
         },
       });
-      return await exportRewardSamples(samples, {
+      const m = await exportRewardSamples(samples, {
         out: ctx.dir,
         format: ctx.format!,
         kind,
@@ -442,11 +473,17 @@ async function exportRun(ctx: ExportCtx): Promise<ExportManifest> {
         placeholder: ctx.placeholder,
         settings: () =>
           kind === "orm"
-            ? { from: "trajectories" }
+            ? { from: treeKind === "annotation" ? "annotation tree leaves" : "trajectories" }
             : { trees: treeKind ?? null, fraction: 0.1, round: "ceil", single_score_nodes: 5 },
         signal: ctx.signal,
         onRecord: () => bar?.tick(),
       });
+      if (m.files[0].records === 0 && treeKind === "annotation" && kind !== "orm") {
+        ctx.io.warn(
+          "warning: no samples: no node of the run's annotation trees has a graded leaf below it (a --simulations budget stopped every branch before an answer); annotate again with a larger budget or a smaller --full-depth",
+        );
+      }
+      return m;
     } finally {
       bar?.finish();
     }

@@ -27,7 +27,10 @@ export interface RunSamplesOptions extends Omit<PerDepthOptions, "rng" | "seed">
   seed?: number;
   /** Trees read per page (default 20). */
   pageSize?: number;
-  /** Told which tree kind the samples come from, before the first one. */
+  /**
+   * Told which tree kind the samples come from, before the first one (`orm`: only when they
+   * come from the graded leaves of annotation trees, not from trajectories).
+   */
   onTreeKind?: (kind: TreeKind) => void;
   /** Told after each tree (or, for `orm`, each problem). */
   onItem?: () => void;
@@ -72,8 +75,11 @@ export async function* runRewardSamples(
     }
     if (trajectories > 0) return;
     // A run of annotation trees stores no trajectories: its graded leaves are the solutions.
+    let told = false;
     for await (const tree of store.iterTrees(runId, { kind: "annotation" })) {
       options.signal?.throwIfAborted();
+      if (!told) options.onTreeKind?.("annotation");
+      told = true;
       const question = questions.get(tree.problemId);
       if (question === undefined) continue;
       yield* treeOrmSamples(tree.nodes as TreeNode[], {

@@ -56,7 +56,11 @@ Deno.test("runRewardSamples() reads a stored annotation tree: prm, hrm, hnc", as
 Deno.test("runRewardSamples() orm: graded trajectories, each solution once", async () => {
   await using store = await openStore(":memory:");
   await populate(store);
-  const orm = await collect(runRewardSamples(store, "r1", { kind: "orm" }));
+  const told: string[] = [];
+  const orm = await collect(
+    runRewardSamples(store, "r1", { kind: "orm", onTreeKind: (k) => told.push(k) }),
+  );
+  assert.deepEqual(told, [], "orm of a run with trajectories reads no trees");
   assert.deepEqual(orm.map((s) => [s.problemId, [...s.previous, s.current].join("|"), s.label]), [
     ["p1", "a|a2|ANSWER 7", 1],
     ["p1", "a|a1|ANSWER 5", 0],
@@ -339,6 +343,26 @@ Deno.test("exportCommand() usage errors are one-line RangeErrors naming the flag
         "--labels must be one of hard, soft: got 'fuzzy'",
       ],
       [{ run: "r1", kind: 3, format: "trl", out: dir }, "--kind must be a string or a switch"],
+      [
+        { run: "r1", kind: "hnc", format: "paper", out: dir, db, "min-mc": "0.9" },
+        "--min-mc is read only with --kind sft: this export is --run with --kind hnc --format paper",
+      ],
+      [
+        { run: "r1", kind: "prm", format: "paper", out: dir, db, labels: "soft" },
+        "--labels is read only with --format trl or openrlhf",
+      ],
+      [
+        { run: "r1", kind: "prm", format: "trl", out: dir, db, placeholder: "<s>" },
+        "--placeholder is read only with --format openrlhf",
+      ],
+      [
+        { run: "r1", kind: "orm", format: "trl", out: dir, db, strict: true },
+        "--strict is read only with --prm800k",
+      ],
+      [
+        { prm800k: PHASE1, kind: "prm", format: "trl", out: dir, db },
+        "--db is read only with --run: this export is --prm800k",
+      ],
     ];
     for (const [values, message] of cases) {
       await assert.rejects(exportCommand(values, q.io), (e: Error) => {
@@ -374,8 +398,12 @@ Deno.test("runRewardSamples() orm of a run of annotation trees only: its graded 
       seconds: 0,
       tree: { kind: "annotation", seed: 1, nodes },
     });
-    const samples = [];
-    for await (const s of runRewardSamples(store, "a", { kind: "orm" })) samples.push(s);
+    const samples = [], told: string[] = [];
+    const onTreeKind = (k: string) => told.push(k);
+    for await (const s of runRewardSamples(store, "a", { kind: "orm", onTreeKind })) {
+      samples.push(s);
+    }
+    assert.deepEqual(told, ["annotation"], "the manifest can say where the samples came from");
     const graded = nodes.filter((n) =>
       n.terminal && n.children.length === 0 && n.correct !== undefined
     );
