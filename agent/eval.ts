@@ -32,7 +32,7 @@ export interface Scorer {
 }
 
 /** Whether `sc` takes part in `strategy`. */
-function joins(sc: Scorer, strategy: EvalStrategy): boolean {
+function joins(sc: Pick<Scorer, "kind" | "strategies">, strategy: EvalStrategy): boolean {
   if (strategy === "greedy") return false;
   if (strategy === "step-greedy" && sc.kind !== "process") return false;
   return sc.strategies === undefined || sc.strategies.includes(strategy);
@@ -109,6 +109,27 @@ export function wilson(k: number, n: number, z = 1.96): { low: number; high: num
 }
 
 /**
+ * The rows an evaluation gives: greedy (when asked) and each strategy with each scorer that
+ * joins it (step-greedy takes process scorers only; a scorer's own `strategies` restricts it).
+ * Empty when nothing would be measured (say, `step-greedy` with an ORM alone).
+ *
+ * @param scorers Scorers, or their names, kinds and strategies.
+ * @param strategies The strategies asked for.
+ * @returns `[strategy, scorer]` pairs (`"-"` for greedy's scorer), in table order.
+ */
+export function evalRows(
+  scorers: readonly Pick<Scorer, "name" | "kind" | "strategies">[],
+  strategies: readonly EvalStrategy[],
+): [EvalStrategy, string][] {
+  const rows: [EvalStrategy, string][] = strategies.includes("greedy") ? [["greedy", "-"]] : [];
+  for (const strategy of strategies) {
+    if (strategy === "greedy") continue;
+    for (const sc of scorers) if (joins(sc, strategy)) rows.push([strategy, sc.name]);
+  }
+  return rows;
+}
+
+/**
  * Run the evaluation over problems that have gold answers.
  *
  * @param problems The problems (those without gold are skipped).
@@ -125,6 +146,14 @@ export async function evaluate(
   }
   const graded = problems.filter((p) => p.gold !== undefined);
   const strategies = options.strategies ?? ["best-of-n"];
+  const rows = evalRows(options.scorers, strategies);
+  if (rows.length === 0) {
+    throw new RangeError(
+      `Cannot evaluate: no strategy of ${JSON.stringify(strategies)} joins a scorer of ${
+        JSON.stringify(options.scorers.map((s) => `${s.name} (${s.kind})`))
+      } (step-greedy takes process scorers, best-of-n any scorer, greedy none)`,
+    );
+  }
   const tally = new Map<string, number>();
   const count = (hits: readonly string[]) => {
     for (const k of hits) tally.set(k, (tally.get(k) ?? 0) + 1);
@@ -160,13 +189,9 @@ export async function evaluate(
       ...wilson(correct, total),
     };
   };
-  if (strategies.includes("greedy")) out.push(point("greedy", "-", 1));
-  for (const strategy of strategies) {
-    if (strategy === "greedy") continue;
-    for (const sc of options.scorers) {
-      if (!joins(sc, strategy)) continue;
-      for (const n of ns) out.push(point(strategy, sc.name, n));
-    }
+  for (const [strategy, scorer] of rows) {
+    if (strategy === "greedy") out.push(point("greedy", "-", 1));
+    else for (const n of ns) out.push(point(strategy, scorer, n));
   }
   return out;
 }
@@ -222,8 +247,12 @@ async function evaluateOne(
     for (const sc of options.scorers.filter((s) => joins(s, "best-of-n"))) {
       const scored = await scoreAll(p.question, pool, sc, options.aggregation ?? "min");
       for (const n of ns) {
-        const best = scored.slice(0, n).reduce((a, b) => (b.score > a.score ? b : a));
-        if (ok(best)) hits.push(pointKey("best-of-n", sc.name, n));
+        // No candidates (the policy proposed nothing, e.g. a question over its context): a miss.
+        const best = scored.slice(0, n).reduce<Solution | undefined>(
+          (a, b) => (a === undefined || b.score > a.score ? b : a),
+          undefined,
+        );
+        if (best && ok(best)) hits.push(pointKey("best-of-n", sc.name, n));
       }
     }
   }

@@ -158,7 +158,12 @@ function checkN(n: number): void {
   }
 }
 
+/**
+ * The best-scored solution; with none (the policy proposed nothing: a question over its
+ * context, a dead end) an empty, unfinished one, which grades as wrong.
+ */
 function argBest(c: Solution[]): Solution {
+  if (c.length === 0) return { steps: [], stepRewards: [], score: NaN, complete: false, tokens: 0 };
   return c.reduce((a, b) => (b.score > a.score ? b : a));
 }
 

@@ -357,6 +357,18 @@ Deno.test("bestOfN() keeps the candidate the scorer ranks first", async () => {
   assert.ok(r.candidates.every((c) => c.complete));
 });
 
+Deno.test("bestOfN() with a policy that proposes nothing answers with an empty, unfinished solution", async () => {
+  // A question over the policy's context: the adapter proposes nothing (a dead end).
+  const r = await bestOfN("q", {
+    policy: new ScriptedPolicy({}),
+    n: 4,
+    scorer: () => Promise.resolve({ score: 1, stepRewards: [] }),
+  });
+  assert.equal(r.candidates.length, 0);
+  assert.deepEqual(r.best.steps, []);
+  assert.equal(r.best.complete, false);
+});
+
 Deno.test("stepGreedy() keeps the best-scored candidate at every step", async () => {
   const r = await stepGreedy("q", {
     policy: new ScriptedPolicy(TRAP, "cycle"),
