@@ -4,6 +4,8 @@
  *
  * @module
  */
+import { createHash } from "node:crypto";
+import { relative, resolve } from "node:path";
 import { parseArgs, type ParseArgsConfig } from "node:util";
 import {
   AGENT_STRATEGIES,
@@ -14,9 +16,11 @@ import {
   BUNDLED_MAX_STEP_TOKENS,
   BUNDLED_MODELS,
   BUNDLED_SEED,
+  DEFAULT_MAX_STEP_TOKENS,
   defaultRun,
   defaultRunTable,
   diagnoseProblemFile,
+  evalRows,
   type EvalStrategy,
   evalSvg,
   evalTable,
@@ -25,6 +29,7 @@ import {
   gradeKindFor,
   gradeSolution,
   loadProblems,
+  MAX_DEPTH,
   missingBundledModels,
   openPolicy,
   openReward,
@@ -665,14 +670,21 @@ async function runEval(values: Record<string, unknown>): Promise<void> {
     };
   }
   const problems = await problemsFrom(values);
-  const ns = (listOf(values, "ns") ?? ["2", "4", "8", "16"]).map((x) => {
+  const ns = nonEmptyList(values, "ns", ["2", "4", "8", "16"], "integers >= 1").map((x) => {
     const n = Number(x);
     if (!Number.isInteger(n) || n < 1) {
       throw new UsageError(`--ns must list integers >= 1: got '${x}'`);
     }
     return n;
   });
-  const strategies = (listOf(values, "strategies") ?? ["best-of-n"]).map((s) => {
+  // --paper is the paper's table: greedy, the ORM ranking whole solutions, PRM/HRM step-greedy.
+  const defaultStrategies = values.paper === true ? BUNDLED_EVAL.strategies : ["best-of-n"];
+  const strategies = nonEmptyList(
+    values,
+    "strategies",
+    defaultStrategies,
+    "greedy, best-of-n, step-greedy",
+  ).map((s) => {
     if (s !== "best-of-n" && s !== "step-greedy" && s !== "greedy") {
       throw new UsageError(`--strategies must list greedy, best-of-n, step-greedy: got '${s}'`);
     }
@@ -687,23 +699,72 @@ async function runEval(values: Record<string, unknown>): Promise<void> {
       "give at least one of --orm, --prm, --hrm (only --strategies greedy needs none)",
     );
   }
+  const scorerSpecs = named.map((k) => ({
+    key: k,
+    name: k.toUpperCase(),
+    kind: k === "orm" ? "outcome" as const : "process" as const,
+    strategies: values.paper === true
+      ? [k === "orm" ? "best-of-n" as const : "step-greedy" as const]
+      : undefined,
+  }));
+  if (evalRows(scorerSpecs, strategies).length === 0) {
+    throw new UsageError(
+      `--strategies ${strategies.join(",")} with ${named.map((k) => `--${k}`).join(" ")}${
+        values.paper === true ? " --paper" : ""
+      } measures nothing: step-greedy needs --prm or --hrm, best-of-n any of them (with --paper: --orm)`,
+    );
+  }
+  const settings = {
+    aggregation: oneOf(values, "aggregation", AGGREGATIONS) as Aggregation | undefined,
+    maxDepth: num(values, "max-depth", { integer: true, min: 1 }),
+    temperature: num(values, "temperature", { min: 0 }),
+    maxStepTokens: num(values, "max-step-tokens", { integer: true, min: 1 }),
+    seed: num(values, "seed", { integer: true }) ?? 0,
+  };
   const out = values.out as string | undefined;
   const shard = shardFlag(values);
   if (shard && !out) throw new UsageError("--shard needs --out (the shards share its journal)");
-  if (values["report-only"] === true && !out) {
+  const reportOnly = values["report-only"] === true;
+  if (reportOnly && !out) {
     throw new UsageError("--report-only needs --out (it reports the journal there)");
   }
-  // Bundled paths are kept relative, so that a journal resumes in another clone of the repo.
-  const where = (x: unknown) =>
-    typeof x === "string" && x.startsWith(BUNDLED_MODELS)
-      ? `models/${x.slice(BUNDLED_MODELS.length)}`
-      : x;
+  if (reportOnly && values.fresh === true) {
+    throw new UsageError(
+      "--report-only and --fresh exclude each other: --fresh would empty the journal that --report-only reports",
+    );
+  }
+  const weights = {
+    policy: await weightsDigest(policyAt),
+    ...Object.fromEntries(
+      await Promise.all(named.map(async (k) => [k, await weightsDigest(values[k] as string)])),
+    ),
+  };
+  // Compared on resume. Version 2: settings as they take effect (defaults resolved, numbers
+  // parsed, paths normalized, the problem file's content digested; the limit is not a setting:
+  // a journal is per problem, so a larger --limit extends it). Journals without a version were
+  // written with the flags as given and resume against that form.
   const config = {
+    configVersion: 2,
+    problems: place(values.problems),
+    problemsSha256: await problemsDigest(values.problems as string),
+    seed: settings.seed,
+    policy: place(policyAt),
+    scorers: Object.fromEntries(named.map((k) => [k, place(values[k])])),
+    ns,
+    strategies,
+    aggregation: settings.aggregation ?? "min",
+    maxDepth: settings.maxDepth ?? MAX_DEPTH,
+    maxStepTokens: settings.maxStepTokens ?? DEFAULT_MAX_STEP_TOKENS,
+    paper: values.paper === true,
+    temperature: settings.temperature ?? 1,
+    weights,
+  };
+  const legacyConfig = {
     problems: values.problems,
     seed: values.seed ?? null,
     limit: values.limit ?? null,
-    policy: where(policyAt),
-    scorers: Object.fromEntries(named.map((k) => [k, where(values[k])])),
+    policy: bundledRelative(policyAt),
+    scorers: Object.fromEntries(named.map((k) => [k, bundledRelative(values[k])])),
     ns,
     strategies,
     aggregation: values.aggregation ?? null,
@@ -713,28 +774,22 @@ async function runEval(values: Record<string, unknown>): Promise<void> {
       : { maxStepTokens: values["max-step-tokens"] }),
     paper: values.paper === true,
     temperature: values.temperature ?? null,
-    // The weights too: a journal of other models under the same paths is not resumed.
-    weights: {
-      policy: await weightsDigest(policyAt),
-      ...Object.fromEntries(
-        await Promise.all(named.map(async (k) => [k, await weightsDigest(values[k] as string)])),
-      ),
-    },
+    weights,
   };
-  const journal = out ? await openJournal(out, config, values.fresh === true) : undefined;
+  // Read and checked before anything loads; written only once the models have loaded, so a
+  // command that fails leaves no journal behind that would refuse its corrected form.
+  const journal = out
+    ? await readJournal(out, { config, legacyConfig, fresh: values.fresh === true })
+    : undefined;
   const policy = await openPolicy(policyAt, { threads, apiKey });
   const scorers: Scorer[] = [];
   try {
-    for (const k of named) {
-      const model = await openReward(values[k] as string, { threads, apiKey });
-      scorers.push({
-        name: k.toUpperCase(),
-        model,
-        kind: k === "orm" ? "outcome" : "process",
-        strategies: values.paper ? [k === "orm" ? "best-of-n" : "step-greedy"] : undefined,
-      });
+    for (const spec of scorerSpecs) {
+      const model = await openReward(values[spec.key] as string, { threads, apiKey });
+      scorers.push({ name: spec.name, model, kind: spec.kind, strategies: spec.strategies });
     }
-    const mine = values["report-only"] === true
+    await journal?.begin();
+    const mine = reportOnly
       ? problems.filter((p) => journal?.done.has(p.id))
       : shard
       ? problems.filter((p) => p.index % shard.count === shard.index)
@@ -744,11 +799,11 @@ async function runEval(values: Record<string, unknown>): Promise<void> {
       scorers,
       ns,
       strategies,
-      aggregation: oneOf(values, "aggregation", AGGREGATIONS) as Aggregation | undefined,
-      maxDepth: num(values, "max-depth", { integer: true, min: 1 }),
-      temperature: num(values, "temperature", { min: 0 }),
-      steps: { maxStepTokens: num(values, "max-step-tokens", { integer: true, min: 1 }) },
-      seed: num(values, "seed", { integer: true }) ?? 0,
+      aggregation: settings.aggregation,
+      maxDepth: settings.maxDepth,
+      temperature: settings.temperature,
+      steps: { maxStepTokens: settings.maxStepTokens },
+      seed: settings.seed,
       done: journal?.done,
       onProblem: journal?.append,
     });
@@ -758,7 +813,8 @@ async function runEval(values: Record<string, unknown>): Promise<void> {
       await Deno.writeTextFile(`${out}/eval.svg`, evalSvg(points));
       await Deno.writeTextFile(
         `${out}/eval.json`,
-        JSON.stringify({ config, points }, null, 2) + "\n",
+        JSON.stringify({ config: { ...config, limit: values.limit ?? null }, points }, null, 2) +
+          "\n",
       );
     }
     print(values.json ? JSON.stringify({ points }) : table);
@@ -768,28 +824,84 @@ async function runEval(values: Record<string, unknown>): Promise<void> {
   }
 }
 
+/** A comma list flag, or `fallback` when absent; an empty list is a usage error. */
+function nonEmptyList(
+  values: Record<string, unknown>,
+  name: string,
+  fallback: readonly string[],
+  what: string,
+): string[] {
+  const list = listOf(values, name);
+  if (list === undefined) return [...fallback];
+  if (list.length === 0) {
+    throw new UsageError(`--${name} must list ${what}: got '${values[name]}'`);
+  }
+  return list;
+}
+
+/** Bundled model paths kept relative, so that a journal resumes in another clone of the repo. */
+function bundledRelative(x: unknown): unknown {
+  return typeof x === "string" && x.startsWith(BUNDLED_MODELS)
+    ? `models/${x.slice(BUNDLED_MODELS.length)}`
+    : x;
+}
+
+/**
+ * A model or problem location as a journal records it: a URL or a spec (`synthetic:N`) as
+ * given, a local path relative to the working directory and normalized (`./models//hrm`,
+ * `models/hrm` and its absolute path are one place), bundled models as `models/...`.
+ */
+function place(x: unknown): unknown {
+  const b = bundledRelative(x);
+  if (typeof b !== "string" || b.includes("://") || b.startsWith("synthetic:")) return b;
+  return relative(Deno.cwd(), resolve(b)) || ".";
+}
+
+/** SHA-256 of a problem file (null for `synthetic:N`), so an edited file is not resumed. */
+async function problemsDigest(at: string): Promise<string | null> {
+  if (at.startsWith("synthetic:")) return null;
+  const hash = createHash("sha256");
+  using file = await Deno.open(at);
+  for await (const chunk of file.readable) hash.update(chunk);
+  return hash.digest("hex");
+}
+
 /**
  * The per-problem journal of an eval in `out` (journal.jsonl + config.json), so that a
  * stopped evaluation resumes: finished problems are counted, not rerun. A journal written
- * under another configuration is refused unless `fresh`.
+ * under another configuration is refused, naming what differs, unless `fresh`. Nothing is
+ * written until `begin()`.
  */
-async function openJournal(
+async function readJournal(
   out: string,
-  config: Record<string, unknown>,
-  fresh: boolean,
-): Promise<
-  { done: Map<string, string[]>; append: (r: ProblemHits) => Promise<void> }
-> {
-  await Deno.mkdir(out, { recursive: true });
+  { config, legacyConfig, fresh }: {
+    config: Record<string, unknown>;
+    legacyConfig: Record<string, unknown>;
+    fresh: boolean;
+  },
+): Promise<{
+  done: Map<string, string[]>;
+  begin: () => Promise<void>;
+  append: (r: ProblemHits) => Promise<void>;
+}> {
   const cfgPath = `${out}/config.json`, path = `${out}/journal.jsonl`;
-  const want = JSON.stringify(config);
   const had = await Deno.readTextFile(cfgPath).catch(() => undefined);
   const done = new Map<string, string[]>();
-  if (had !== undefined && !fresh) {
-    if (JSON.stringify(JSON.parse(had)) !== want) {
+  const resume = had !== undefined && !fresh;
+  if (resume) {
+    let stored: Record<string, unknown>;
+    try {
+      stored = JSON.parse(had);
+    } catch (e) {
+      throw new Error(`${cfgPath}: not valid JSON (${(e as Error).message}); pass --fresh`);
+    }
+    const want = "configVersion" in stored ? config : legacyConfig;
+    const diff = journalDiff(stored, want);
+    if (diff.length > 0) {
       throw new UsageError(
-        `${out} holds an evaluation of another configuration (${cfgPath}); ` +
-          "pass another --out, or --fresh to start over there",
+        `${out} holds an evaluation of another configuration (${cfgPath}): ${
+          diff.join("; ")
+        }; pass another --out, or --fresh to start over there`,
       );
     }
     const text = await Deno.readTextFile(path).catch(() => "");
@@ -807,14 +919,25 @@ async function openJournal(
       }
     });
     if (done.size) console.error(`resuming: ${done.size} problems already evaluated in ${path}`);
-  } else {
-    await Deno.writeTextFile(cfgPath, JSON.stringify(config, null, 2) + "\n");
-    await Deno.writeTextFile(path, "");
   }
   return {
     done,
+    begin: async () => {
+      if (resume) return;
+      await Deno.mkdir(out, { recursive: true });
+      await Deno.writeTextFile(cfgPath, JSON.stringify(config, null, 2) + "\n");
+      await Deno.writeTextFile(path, "");
+    },
     append: (r) => Deno.writeTextFile(path, JSON.stringify(r) + "\n", { append: true }),
   };
+}
+
+/** `key is X in the journal, Y now` for each top-level setting that differs. */
+function journalDiff(stored: Record<string, unknown>, want: Record<string, unknown>): string[] {
+  const show = (x: unknown) => x === undefined ? "absent" : JSON.stringify(x);
+  return [...new Set([...Object.keys(stored), ...Object.keys(want)])]
+    .filter((k) => JSON.stringify(stored[k]) !== JSON.stringify(want[k]))
+    .map((k) => `${k} is ${show(stored[k])} in the journal, ${show(want[k])} now`);
 }
 
 async function runGrade(values: Record<string, unknown>): Promise<void> {

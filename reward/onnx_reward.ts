@@ -105,7 +105,7 @@ export async function readRewardConfig(
     throw new Error(
       `Cannot load reward model ${dir}: no head/format (${path} ${
         Object.keys(fromFile).length ? "lacks them" : "does not exist"
-      }); pass --head token-classification|lm-tokens|sequence-classification and the format, qwen-prm|math-shepherd|paper (--format in score-steps, --format-reward in agent)`,
+      }); write them there ({"head": "token-classification|lm-tokens|sequence-classification", "format": "qwen-prm|math-shepherd|paper"}, README "Reward models"), or pass --head and the format (--format in score-steps, --format-reward in agent)`,
     );
   }
   const parsed = configSchema.safeParse(merged);

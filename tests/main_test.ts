@@ -464,7 +464,14 @@ Deno.test("eval --out journals every problem: a second run resumes, another conf
     assert.deepEqual(JSON.parse(again.stdout).points, points);
     const other = await cli([...args.map((a) => (a === "1,2" ? "1,4" : a))]);
     assert.equal(other.code, 2);
-    assert.match(other.stderr, /another configuration.*--fresh/);
+    assert.match(
+      other.stderr,
+      /another configuration.*ns is \[1,2\] in the journal, \[1,4\] now.*--fresh/,
+    );
+    // Defaults given explicitly, and a number written another way, are the same settings.
+    const same = await cli([...args, "--aggregation", "min", "--temperature", "1.0", "--json"]);
+    assert.equal(same.code, 0, same.stderr);
+    assert.match(same.stderr, /resuming: 3 problems/);
     // Two shards side by side into one journal, then one run for the whole table.
     const shared = `${dir}/shards`;
     const withOut = args.map((a) => (a === dir ? shared : a));
@@ -491,7 +498,82 @@ Deno.test("eval --out journals every problem: a second run resumes, another conf
     await Deno.writeFile(`${rm}/model.onnx`, new Uint8Array([0]), { append: true });
     const changed = await cli(mine);
     assert.equal(changed.code, 2, changed.stderr);
-    assert.match(changed.stderr, /another configuration.*--fresh/);
+    assert.match(changed.stderr, /another configuration.*weights is .* in the journal, .* now/);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("eval: an edited problem file is not resumed; a failed command leaves no journal; plans that measure nothing are usage errors", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const file = `${dir}/p.jsonl`;
+    const line = (q: string, a: number) =>
+      JSON.stringify({ question: q, answer: `It is ${a}.\n#### ${a}` });
+    await Deno.writeTextFile(
+      file,
+      [line("What is 2 + 3?", 5), line("What is 1 + 1?", 2)].join("\n"),
+    );
+    const out = `${dir}/e`;
+    const args = ["eval", "--problems", file, "--policy", POLICY, "--strategies", "greedy"];
+    const run = (...more: string[]) =>
+      cli([...args, "--max-depth", "2", "--threads", "1", "--out", out, "--json", ...more]);
+    // A model that fails to load (no reward.json): nothing is written, so the corrected command
+    // runs.
+    const noHead = `${dir}/no-head`;
+    await Deno.mkdir(noHead);
+    for await (const e of Deno.readDir(REWARD)) {
+      if (e.isFile && e.name !== "reward.json") {
+        await Deno.copyFile(`${REWARD}/${e.name}`, `${noHead}/${e.name}`);
+      }
+    }
+    const bad = await run("--prm", noHead, "--strategies", "greedy,step-greedy");
+    assert.equal(bad.code, 1, bad.stderr);
+    assert.match(bad.stderr, /no head\/format \(.*reward\.json does not exist\); write them there/);
+    await assert.rejects(Deno.stat(`${out}/config.json`), Deno.errors.NotFound);
+    const first = await run();
+    assert.equal(first.code, 0, first.stderr);
+    await Deno.writeTextFile(
+      file,
+      [line("What is 2 + 3?", 6), line("What is 1 + 1?", 2)].join("\n"),
+    );
+    const edited = await run();
+    assert.equal(edited.code, 2, edited.stderr);
+    assert.match(
+      edited.stderr,
+      /problemsSha256 is "[0-9a-f]{64}" in the journal, "[0-9a-f]{64}" now/,
+    );
+    const both = await run("--report-only", "--fresh");
+    assert.equal(both.code, 2);
+    assert.match(both.stderr, /--report-only and --fresh exclude each other/);
+    assert.equal((await Deno.readTextFile(`${out}/journal.jsonl`)).trim().split("\n").length, 2);
+    const cases: [string[], RegExp][] = [
+      [["--ns", ""], /--ns must list integers >= 1: got ''/],
+      [["--strategies", ""], /--strategies must list greedy, best-of-n, step-greedy: got ''/],
+      [
+        ["--strategies", "step-greedy", "--orm", REWARD],
+        /--strategies step-greedy with --orm measures nothing: step-greedy needs --prm or --hrm/,
+      ],
+      [["--strategies", "best-of-n", "--paper", "--prm", REWARD], /measures nothing/],
+    ];
+    for (const [more, message] of cases) {
+      const r = await cli([...args.slice(0, 5), ...more, "--out", `${dir}/x`]);
+      assert.equal(r.code, 2, `${more.join(" ")}: ${r.stderr}`);
+      assert.match(r.stderr, message);
+    }
+    // --paper alone is the paper's table: greedy, the ORM in best-of-n, the PRM in step-greedy.
+    const paper = await cli([
+      ...args.slice(0, 5),
+      ...["--paper", "--orm", REWARD, "--prm", REWARD, "--ns", "1", "--max-depth", "2"],
+      ...["--threads", "1", "--json"],
+    ]);
+    assert.equal(paper.code, 0, paper.stderr);
+    assert.deepEqual(
+      JSON.parse(paper.stdout).points.map((p: { strategy: string; scorer: string }) =>
+        `${p.strategy}/${p.scorer}`
+      ),
+      ["greedy/-", "best-of-n/ORM", "step-greedy/PRM"],
+    );
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
