@@ -86,17 +86,25 @@ const CONTEXT_FIELDS = ["max_position_embeddings", "n_positions", "n_ctx", "max_
  *
  * @param files The resolved directory.
  * @returns The context, or undefined when no config declares one (then nothing is enforced).
+ * @throws RangeError When a config declares it as something other than a positive integer.
  */
 export function contextLengthOf(files: ModelFiles): ContextLength | undefined {
+  const positive = (v: unknown, where: string): v is number => {
+    if (v === undefined || v === null) return false;
+    if (typeof v === "number" && Number.isInteger(v) && v > 0) return true;
+    throw new RangeError(
+      `Cannot load model ${files.dir}: ${where} must be a positive integer (the context in tokens): got ${
+        JSON.stringify(v)
+      }`,
+    );
+  };
   for (const field of CONTEXT_FIELDS) {
     const v = files.config?.[field];
-    if (typeof v === "number" && Number.isInteger(v) && v > 0) {
-      return { tokens: v, source: `config.json ${field}` };
-    }
+    if (positive(v, `config.json '${field}'`)) return { tokens: v, source: `config.json ${field}` };
   }
   const model = files.genaiConfig?.model as Record<string, unknown> | undefined;
   const g = model?.context_length;
-  if (typeof g === "number" && Number.isInteger(g) && g > 0) {
+  if (positive(g, "genai_config.json 'model.context_length'")) {
     return { tokens: g, source: "genai_config.json model.context_length" };
   }
   return undefined;

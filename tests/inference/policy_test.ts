@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { OnnxPolicy, WorkerPolicy } from "../../inference/mod.ts";
-import { testdataPath } from "../_helpers.ts";
+import { copyFixture, testdataPath } from "../_helpers.ts";
 
 const DIR = testdataPath("models/decoder-fp32");
 const PROMPT = "Question: Tom has 3 apples and buys 4 more. How many?\n\n";
@@ -175,6 +175,17 @@ Deno.test("generation stops at the model's context, and a prompt that fills it i
       /the prompt and the continuation is 520 tokens, more than the model's context of 512/,
     );
   });
+});
+
+Deno.test("a config.json whose context is not a positive integer is an error naming the field", async () => {
+  await using copy = await copyFixture("models/decoder-fp32");
+  const path = `${copy.dir}/config.json`;
+  const config = JSON.parse(await Deno.readTextFile(path));
+  await Deno.writeTextFile(path, JSON.stringify({ ...config, max_position_embeddings: "512" }));
+  await assert.rejects(
+    () => OnnxPolicy.load(copy.dir, { threads: 1 }),
+    /config\.json 'max_position_embeddings' must be a positive integer \(the context in tokens\): got "512"/,
+  );
 });
 
 Deno.test("a context error crosses the worker boundary with its class", async () => {
