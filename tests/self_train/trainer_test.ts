@@ -248,6 +248,26 @@ Deno.test("the trainers reject an unknown --device with one line that names it a
   });
 });
 
+Deno.test("the trainers answer bad data with one line naming FILE:LINE, no traceback", async () => {
+  await requireTorch();
+  await withTempDir(async (dir) => {
+    await Deno.writeTextFile(
+      `${dir}/bad.jsonl`,
+      '{"prompt_ids": [1], "completion_ids": [2]}\n[1, 2]\n',
+    );
+    const r = await python([
+      ...["-m", "arborist_trainer.train_sft", "--threads", "1", "--data", `${dir}/bad.jsonl`],
+      ...["--init", testdataPath("models/decoder-fp32"), "--beta", "0", "--out", `${dir}/out`],
+    ]);
+    assert.equal(r.code, 1, r.stderr);
+    assert.doesNotMatch(r.stderr, /Traceback/);
+    assert.match(
+      r.stderr,
+      /^arborist_trainer\.train_sft: error: Cannot read \S*bad\.jsonl:2: expected a JSON object, got array$/m,
+    );
+  });
+});
+
 Deno.test("train_reward with a 1-label BCE head exports a sigmoid: scores strictly inside (0, 1)", async () => {
   await withTempDir(async (out) => {
     await trainer("train_reward", [

@@ -62,16 +62,58 @@ class SftExample:
     ref_top_logprobs: list[list[float]] = field(default_factory=list)
 
 
+MIN_MAX_LEN = 2
+"""The smallest --max-len: one prompt (or context) token and one completion (or scored) token."""
+
+
+def json_type(x: object) -> str:
+    """JSON's name for the type of a parsed value (object, array, string, number, boolean, null)."""
+    if x is None:
+        return "null"
+    if isinstance(x, bool):
+        return "boolean"
+    if isinstance(x, (int, float)):
+        return "number"
+    return {dict: "object", list: "array", str: "string"}.get(type(x), type(x).__name__)
+
+
+def check_max_len(max_len: object) -> int:
+    """`max_len` as an int of at least MIN_MAX_LEN, else ValueError."""
+    if isinstance(max_len, bool) or not isinstance(max_len, int) or max_len < MIN_MAX_LEN:
+        raise ValueError(
+            f"Cannot train with --max-len {max_len!r}: expected an integer >= {MIN_MAX_LEN} (one prompt and one "
+            "completion or scored token)"
+        )
+    return max_len
+
+
 def read_jsonl(path: Path) -> list[tuple[int, dict]]:
-    """(line number, object) of every non-empty line."""
+    """(line number, object) of every non-empty line; a line that is not UTF-8 text, not JSON or
+    not a JSON object is a ValueError naming FILE:LINE, an unreadable file one naming the path."""
+    path = Path(path)
     rows = []
-    with open(path, encoding="utf-8") as f:
-        for n, line in enumerate(f, start=1):
-            if line.strip():
+    try:
+        with open(path, "rb") as f:
+            for n, raw in enumerate(f, start=1):
                 try:
-                    rows.append((n, json.loads(line)))
+                    line = raw.decode("utf-8")
+                except UnicodeDecodeError as e:
+                    raise ValueError(
+                        f"Cannot read {path}:{n}: expected UTF-8 text, got byte 0x{raw[e.start]:02x} at column "
+                        f"{e.start + 1}"
+                    ) from None
+                if not line.strip():
+                    continue
+                try:
+                    obj = json.loads(line)
                 except json.JSONDecodeError as e:
-                    raise ValueError(f"Cannot read {path}:{n}: {e}") from e
+                    raise ValueError(f"Cannot read {path}:{n}: {e}") from None
+                if not isinstance(obj, dict):
+                    raise ValueError(f"Cannot read {path}:{n}: expected a JSON object, got {json_type(obj)}")
+                rows.append((n, obj))
+    except OSError as e:
+        what = "a directory" if path.is_dir() else (e.strerror or str(e)).lower()
+        raise ValueError(f"Cannot read the data file {path}: {what} (expected a JSONL file)") from None
     if not rows:
         raise ValueError(f"Cannot train on {path}: it holds no rows")
     return rows
@@ -117,6 +159,49 @@ def _field(obj: dict, key: str, where: str) -> object:
     return obj[key]
 
 
+def _wrong(where: str, key: str, expected: str, got: object) -> ValueError:
+    """The error of a field of the wrong type: FILE:LINE, the field, expected vs got."""
+    shown = json.dumps(got, ensure_ascii=False)
+    shown = f" {shown}" if len(shown) <= 40 else ""
+    return ValueError(f"Cannot read {where}: '{key}' must be {expected}, got {json_type(got)}{shown}")
+
+
+def _str_field(obj: dict, key: str, where: str) -> str:
+    value = _field(obj, key, where)
+    if not isinstance(value, str):
+        raise _wrong(where, key, "a string", value)
+    return value
+
+
+def _list_field(obj: dict, key: str, where: str) -> list:
+    value = _field(obj, key, where)
+    if not isinstance(value, list):
+        raise _wrong(where, key, "an array", value)
+    return value
+
+
+def _str_list_field(obj: dict, key: str, where: str) -> list[str]:
+    value = _list_field(obj, key, where)
+    for k, x in enumerate(value):
+        if not isinstance(x, str):
+            raise _wrong(where, f"{key}[{k}]", "a string", x)
+    return value
+
+
+def _token_id(x: object, where: str, key: str, vocab_size: int | None) -> int:
+    if isinstance(x, bool) or not isinstance(x, int):
+        raise _wrong(where, key, "an integer token id", x)
+    if x < 0 or (vocab_size is not None and x >= vocab_size):
+        bound = f"0..{vocab_size - 1}" if vocab_size is not None else ">= 0"
+        extra = " (is the data from another policy's tokenizer?)" if vocab_size is not None and x > 0 else ""
+        raise ValueError(f"Cannot read {where}: '{key}' must be a token id {bound}, got {x}{extra}")
+    return x
+
+
+def _ids_field(obj: dict, key: str, where: str, vocab_size: int | None) -> list[int]:
+    return [_token_id(x, where, f"{key}[{k}]", vocab_size) for k, x in enumerate(_list_field(obj, key, where))]
+
+
 def read_reward_data(
     path: Path,
     data_format: str,
@@ -135,6 +220,7 @@ def read_reward_data(
     last token the engine reads; the last position stays last in `positions`."""
     if data_format not in REWARD_DATA_FORMATS:
         raise ValueError(f"Cannot read reward data in format {data_format!r}: use {', '.join(REWARD_DATA_FORMATS)}")
+    check_max_len(max_len)
     examples: list[RewardExample] = []
     for n, row in read_jsonl(path):
         where = f"{path}:{n}"
@@ -156,7 +242,11 @@ def read_reward_data(
                     "writes that format in the Math-Shepherd layout (use --head lm-tokens, or trl data)"
                 )
             tag = step_tag or ("<extra_0>" if head == "token-classification" else " ки")
-            examples.append(_tagged_example(row, data_format, head, tokenizer, tag, max_len, where, reward_tokens))
+            example = _tagged_example(row, data_format, head, tokenizer, tag, max_len, where, reward_tokens)
+            if example is not None:
+                examples.append(example)
+    if not examples:
+        raise ValueError(f"Cannot train: no examples (every record of {path} has no steps)")
     return examples
 
 
@@ -179,13 +269,9 @@ def _sequence_rows(row: dict, data_format: str, where: str) -> list[tuple[str, f
         label = _field(row, "label", where)
         if isinstance(label, list) and len(label) == 1:
             label = label[0]
-        return [(str(_field(row, "input", where)), label_value(label, where))]
+        return [(_str_field(row, "input", where), label_value(label, f"{where} 'label'"))]
     if data_format == "trl":
-        question = str(_field(row, "prompt", where))
-        steps = [str(s) for s in _field(row, "completions", where)]  # type: ignore[union-attr]
-        labels = list(_field(row, "labels", where))  # type: ignore[call-overload]
-        if len(labels) != len(steps):
-            raise ValueError(f"Cannot read {where}: {len(steps)} completions but {len(labels)} labels")
+        question, steps, labels = _trl_fields(row, where)
         return [
             (paper_prompt(question, steps[:k], steps[k]), label_value(labels[k], f"{where} step {k}"))
             for k in range(len(steps))
@@ -194,6 +280,16 @@ def _sequence_rows(row: dict, data_format: str, where: str) -> list[tuple[str, f
         f"Cannot read {where} for a sequence-classification head: format {data_format!r} holds several steps "
         "in one text; use paper or trl"
     )
+
+
+def _trl_fields(row: dict, where: str) -> tuple[str, list[str], list]:
+    """(prompt, completions, labels) of a trl row, their types checked."""
+    question = _str_field(row, "prompt", where)
+    steps = _str_list_field(row, "completions", where)
+    labels = _list_field(row, "labels", where)
+    if len(labels) != len(steps):
+        raise ValueError(f"Cannot read {where}: {len(steps)} completions but {len(labels)} labels")
+    return question, steps, labels
 
 
 def _tagged_example(
@@ -205,16 +301,15 @@ def _tagged_example(
     max_len: int,
     where: str,
     reward_tokens: tuple[str, str],
-) -> RewardExample:
+) -> RewardExample | None:
+    """The example of a tagged row; None for a row with no steps (no labels, no tags)."""
     if data_format == "trl":
-        question = str(_field(row, "prompt", where))
-        steps = [str(s) for s in _field(row, "completions", where)]  # type: ignore[union-attr]
-        labels = list(_field(row, "labels", where))  # type: ignore[call-overload]
+        question, steps, labels = _trl_fields(row, where)
         text = qwen_prm_text(question, steps, tag) if head == "token-classification" else math_shepherd_text(
             question, steps, tag
         )
     elif data_format == "openrlhf":
-        text = str(_field(row, "input", where))
+        text = _str_field(row, "input", where)
         raw = _field(row, "label", where)
         labels = raw if isinstance(raw, list) else [raw]
     else:
@@ -227,6 +322,8 @@ def _tagged_example(
         raise ValueError(f"Cannot find the step tag {tag!r} in the tokenizer")
     ids = tokenizer.encode(text)
     positions = [i for i, t in enumerate(ids) if t == tag_id]
+    if not positions and not labels:
+        return None
     if len(positions) != len(labels):
         raise ValueError(f"Cannot align {where}: {len(labels)} labels but {len(positions)} step tags {tag!r}")
     values = [label_value(x, f"{where} step {k}", reward_tokens) for k, x in enumerate(labels)]
@@ -236,16 +333,20 @@ def _tagged_example(
     return RewardExample(ids[:max_len], [p for p, _ in kept], [v for _, v in kept])
 
 
-def read_sft_data(path: Path, *, max_len: int = 1024, need_ref: bool = True) -> list[SftExample]:
+def read_sft_data(
+    path: Path, *, max_len: int = 1024, need_ref: bool = True, vocab_size: int | None = None
+) -> list[SftExample]:
     """KL-SFT examples; prompts are cut from the left (and completions from the right) to fit
     `max_len` tokens. `ref_top` is read where present (for the KL term, or to report the KL at
     β = 0) and required when `need_ref`. The per-token `ref_logprobs` are not needed (the top-k
-    holds what the KL uses)."""
+    holds what the KL uses). Token ids must be integers in 0..vocab_size - 1 (>= 0 without
+    `vocab_size`); a bad field is a ValueError naming FILE:LINE and the field."""
+    check_max_len(max_len)
     out: list[SftExample] = []
     for n, row in read_jsonl(path):
         where = f"{path}:{n}"
-        prompt = [int(x) for x in _field(row, "prompt_ids", where)]  # type: ignore[union-attr]
-        completion = [int(x) for x in _field(row, "completion_ids", where)]  # type: ignore[union-attr]
+        prompt = _ids_field(row, "prompt_ids", where, vocab_size)
+        completion = _ids_field(row, "completion_ids", where, vocab_size)
         if not completion:
             raise ValueError(f"Cannot train on {where}: 'completion_ids' is empty")
         if not prompt:
@@ -253,21 +354,48 @@ def read_sft_data(path: Path, *, max_len: int = 1024, need_ref: bool = True) -> 
         top_ids: list[list[int]] = []
         top_lps: list[list[float]] = []
         if need_ref or "ref_top" in row:
-            top = _field(row, "ref_top", where)
-            if not isinstance(top, list) or len(top) != len(completion):
-                raise ValueError(
-                    f"Cannot read {where}: 'ref_top' needs one list per completion token ({len(completion)}), "
-                    f"got {len(top) if isinstance(top, list) else type(top).__name__}"
-                )
-            for j, entries in enumerate(top):
-                if not entries:
-                    raise ValueError(f"Cannot read {where}: ref_top[{j}] is empty")
-                top_ids.append([int(e["id"]) for e in entries])
-                top_lps.append([float(e["logprob"]) for e in entries])
+            top_ids, top_lps = _ref_top(row, len(completion), where, vocab_size)
         completion = completion[: max_len - 1]
         prompt = prompt[-(max_len - len(completion)) :]
         out.append(SftExample(prompt, completion, top_ids[: len(completion)], top_lps[: len(completion)]))
     return out
+
+
+def _ref_top(
+    row: dict, n_completion: int, where: str, vocab_size: int | None
+) -> tuple[list[list[int]], list[list[float]]]:
+    """The ids and log-probabilities of `ref_top`: one non-empty array of {"id", "logprob"}
+    objects per completion token."""
+    top = _field(row, "ref_top", where)
+    if not isinstance(top, list) or len(top) != n_completion:
+        raise ValueError(
+            f"Cannot read {where}: 'ref_top' needs one list per completion token ({n_completion}), "
+            f"got {len(top) if isinstance(top, list) else json_type(top)}"
+        )
+    top_ids: list[list[int]] = []
+    top_lps: list[list[float]] = []
+    for j, entries in enumerate(top):
+        if not isinstance(entries, list):
+            raise _wrong(where, f"ref_top[{j}]", 'an array of {"id", "logprob"} objects', entries)
+        if not entries:
+            raise ValueError(f"Cannot read {where}: ref_top[{j}] is empty")
+        ids, lps = [], []
+        for i, e in enumerate(entries):
+            key = f"ref_top[{j}][{i}]"
+            if not isinstance(e, dict):
+                raise _wrong(where, key, 'an object {"id", "logprob"}', e)
+            for name in ("id", "logprob"):
+                if name not in e:
+                    raise ValueError(f"Cannot read {where}: '{key}' has no '{name}' field (fields: "
+                                     f"{', '.join(sorted(e)) or 'none'})")
+            ids.append(_token_id(e["id"], where, f"{key}.id", vocab_size))
+            lp = e["logprob"]
+            if isinstance(lp, bool) or not isinstance(lp, (int, float)) or not math.isfinite(lp):
+                raise _wrong(where, f"{key}.logprob", "a finite number", lp)
+            lps.append(float(lp))
+        top_ids.append(ids)
+        top_lps.append(lps)
+    return top_ids, top_lps
 
 
 # ---------------------------------------------------------------------------------------

@@ -58,8 +58,10 @@ class Qwen2Config:
             )
 
     @classmethod
-    def from_hf_dict(cls, config: dict) -> "Qwen2Config":
-        """Read the geometry and special ids of a Hugging Face Qwen2 `config.json`."""
+    def from_hf_dict(cls, config: dict, where: str = "the model config") -> "Qwen2Config":
+        """Read the geometry and special ids of a Hugging Face Qwen2 `config.json`; a missing
+        required field or a field of the wrong type is a ValueError naming it and `where`."""
+        check_hf_config(config, where)
         names = [f for f in cls.__dataclass_fields__ if f not in ("extra", "attention_bias")]
         fields = {k: config[k] for k in names if k in config}
         eos = fields.get("eos_token_id")
@@ -91,6 +93,54 @@ class Qwen2Config:
         out.update(d)
         out.update(extra)
         return dict(sorted(out.items()))
+
+
+# Fields of a Hugging Face Qwen2 config that the model reads: (kind, required). "size": an
+# integer >= 1; "id": an integer >= 0 or null (eos_token_id may be a list of them); "positive":
+# a number > 0.
+HF_CONFIG_FIELDS = {
+    "vocab_size": ("size", True),
+    "hidden_size": ("size", False),
+    "intermediate_size": ("size", False),
+    "num_hidden_layers": ("size", False),
+    "num_attention_heads": ("size", False),
+    "num_key_value_heads": ("size", False),
+    "head_dim": ("size", False),
+    "max_position_embeddings": ("size", False),
+    "rope_theta": ("positive", False),
+    "rms_norm_eps": ("positive", False),
+    "bos_token_id": ("id", False),
+    "eos_token_id": ("id", False),
+    "pad_token_id": ("id", False),
+}
+
+
+def check_hf_config(config: object, where: str = "the model config") -> None:
+    """ValueError naming the field (and `where`) when `config` lacks a required field or holds
+    one of the wrong type; see HF_CONFIG_FIELDS."""
+    if not isinstance(config, dict):
+        raise ValueError(f"Cannot read {where}: expected a JSON object, got {type(config).__name__}")
+    for key, (kind, required) in HF_CONFIG_FIELDS.items():
+        if key not in config:
+            if required:
+                raise ValueError(f"Cannot read {where}: the required field '{key}' is missing (expected an "
+                                 "integer >= 1)")
+            continue
+        value = config[key]
+        if kind == "id" and value is None:
+            continue
+        values = value if key == "eos_token_id" and isinstance(value, list) and value else [value]
+        for v in values:
+            is_int = isinstance(v, int) and not isinstance(v, bool)
+            if kind == "size":
+                ok, expected = is_int and v >= 1, "an integer >= 1"
+            elif kind == "id":
+                ok, expected = is_int and v >= 0, "a token id (an integer >= 0) or null"
+            else:
+                ok = isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and v > 0
+                expected = "a number > 0"
+            if not ok:
+                raise ValueError(f"Cannot read {where}: '{key}' must be {expected}, got {value!r}")
 
 
 class RMSNorm(nn.Module):

@@ -45,11 +45,22 @@ import torch
 from torch import nn
 
 from . import export as ex
-from .data import read_reward_data, reward_batch
+from .data import MIN_MAX_LEN, read_reward_data, reward_batch
 from .losses import check_reward_loss, reward_loss, reward_scores
 from .tokenizer import BPETokenizer
-from .training import LoopConfig, file_digest, print_summary, run_cli, setup_runtime, train
-from .weights import HEAD_ARCH, HEAD_FORMAT, HEADS, init_model, log, write_model_dir
+from .training import LoopConfig, check_common_args, file_digest, print_summary, run_cli, setup_runtime, train
+from .weights import (
+    DEFAULT_MAX_LEN,
+    HEAD_ARCH,
+    HEAD_FORMAT,
+    HEADS,
+    init_model,
+    log,
+    model_config,
+    resolve_max_len,
+    tokenizer_dir as find_tokenizer_dir,
+    write_model_dir,
+)
 
 
 PAPER_MARKER = " the current step:\n"
@@ -94,7 +105,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--schedule", default="constant", choices=("constant", "cosine"))
     p.add_argument("--grad-clip", type=float, default=1.0, help="max gradient norm (0: off)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--max-len", type=int, default=1024, help="tokens per example (paper: the end is kept)")
+    p.add_argument("--max-len", type=int, help="tokens per example (paper: the end is kept); default and maximum: "
+                   f"the model's context (max_position_embeddings), else {DEFAULT_MAX_LEN}; at least {MIN_MAX_LEN}")
     p.add_argument("--step-tag", help="step token of token-classification / lm-tokens heads "
                    "(default <extra_0> / ' ки')")
     p.add_argument("--label-tokens", nargs=2, default=["+", "-"], metavar=("GOOD", "BAD"),
@@ -142,6 +154,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         p.error(str(e))
     if args.config is not None and args.tokenizer is None:
         p.error("--config needs --tokenizer DIR (reward data is text)")
+    if args.extra_layers < 0:
+        p.error(f"--extra-layers must be an integer >= 0: current value is {args.extra_layers}")
+    check_common_args(p, args)
     return args
 
 
@@ -235,7 +250,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     setup_runtime(args.threads)
     warnings.filterwarnings("ignore", category=torch.jit.TracerWarning)  # the export's constant masks
-    tokenizer_dir = args.tokenizer or Path(args.init if Path(args.init).is_dir() else Path(args.init).parent)
+    hf_source, config_where = model_config(args.init, args.config)
+    args.max_len = resolve_max_len(args.max_len, hf_source, config_where)
+    tokenizer_dir = find_tokenizer_dir(args.init, args.tokenizer)
     tok = BPETokenizer.from_file(tokenizer_dir)
     examples = read_reward_data(args.data, args.format, args.head, tok, max_len=args.max_len, step_tag=args.step_tag,
                                 reward_tokens=tuple(args.label_tokens), dense=args.dense)
@@ -266,19 +283,14 @@ def main(argv: list[str] | None = None) -> int:
     if pad is None:
         raise ValueError("Cannot pad batches: the config has no pad_token_id")
     good_bad = label_token_ids(tok, args.label_tokens) if args.head == "lm-tokens" else None
-    n_labels = sum(len(e.labels) for e in examples)
+    n_labels = sum(len(e.labels) for e in examples)  # >= 1: read_reward_data refuses data with no labels
     log(f"data: {len(examples)} examples, {n_labels} labels, mean label "
         f"{sum(x for e in examples for x in e.labels) / n_labels:.3f}; init: "
         f"{args.init or 'random (--config)'}" + (f", drawn at random: {', '.join(fresh)}" if fresh else ""))
     cfg = LoopConfig.from_args(args)
     run_args = {"kind": "reward", "head": args.head, "labels": args.labels, "loss": args.loss,
-                "data_digest": file_digest(args.data)}
-    if args.dense or args.extra_layers:  # absent otherwise, so that older checkpoints resume
-        run_args |= {"dense": args.dense, "extra_layers": args.extra_layers}
-    if marker is not None:
-        run_args |= {"likelihood_marker": marker}
-    if args.heads_only:
-        run_args |= {"heads_only": True}
+                "data_digest": file_digest(args.data), "max_len": args.max_len, "dense": args.dense,
+                "extra_layers": args.extra_layers, "likelihood_marker": marker, "heads_only": args.heads_only}
     summary = train(model, examples, lambda rows: reward_batch(rows, pad),
                     make_step_loss(args.head, args.loss, good_bad, args.dense), cfg, run_args)
     if summary["finished"]:

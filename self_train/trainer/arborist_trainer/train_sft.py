@@ -29,6 +29,7 @@ if __name__ == "__main__":  # before torch loads: glibc reads the malloc setting
     ensure_malloc_env("arborist_trainer.train_sft")
 
 import argparse
+import math
 import sys
 import warnings
 from pathlib import Path
@@ -37,10 +38,12 @@ import torch
 from torch import nn
 
 from . import export as ex
-from .data import read_sft_data, sft_batch
+from .data import MIN_MAX_LEN, read_sft_data, sft_batch
 from .losses import KL_FORMS, KL_SUPPORTS, sft_loss
-from .training import LoopConfig, file_digest, print_summary, run_cli, setup_runtime, train
-from .weights import init_model, log, write_model_dir
+from .model import Qwen2Config
+from .training import LoopConfig, check_common_args, file_digest, print_summary, run_cli, setup_runtime, train
+from .weights import DEFAULT_MAX_LEN, init_model, log, model_config, resolve_max_len, write_model_dir
+from .weights import tokenizer_dir as find_tokenizer_dir
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -66,7 +69,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--schedule", default="constant", choices=("constant", "cosine"))
     p.add_argument("--grad-clip", type=float, default=1.0)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--max-len", type=int, default=1024, help="tokens per row (the prompt is cut from the left)")
+    p.add_argument("--max-len", type=int, help="tokens per row (the prompt is cut from the left); default and maximum: "
+                   f"the model's context (max_position_embeddings), else {DEFAULT_MAX_LEN}; at least {MIN_MAX_LEN}")
     p.add_argument("--init-std", type=float, default=0.02)
     p.add_argument("--save-every", type=int, default=100)
     p.add_argument("--log-every", type=int, default=0)
@@ -75,10 +79,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--device", default="cpu", help="cpu, or cuda where a GPU is lent (never required)")
     args = p.parse_args(argv)
-    if args.beta < 0:
-        p.error(f"--beta must be >= 0: current value is {args.beta}")
+    if not (math.isfinite(args.beta) and args.beta >= 0):
+        p.error(f"--beta must be a finite number >= 0: current value is {args.beta}")
     if args.config is not None and args.tokenizer is None:
         p.error("--config needs --tokenizer DIR (the exported model directory needs tokenizer files)")
+    check_common_args(p, args)
     return args
 
 
@@ -99,16 +104,15 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     setup_runtime(args.threads)
     warnings.filterwarnings("ignore", category=torch.jit.TracerWarning)  # the export's constant masks
-    tokenizer_dir = args.tokenizer or Path(args.init if Path(args.init).is_dir() else Path(args.init).parent)
-    examples = read_sft_data(args.data, max_len=args.max_len, need_ref=args.beta != 0)
+    hf_source, config_where = model_config(args.init, args.config)
+    args.max_len = resolve_max_len(args.max_len, hf_source, config_where)
+    tokenizer_dir = find_tokenizer_dir(args.init, args.tokenizer)
+    vocab_size = Qwen2Config.from_hf_dict(hf_source, config_where).vocab_size
+    # token ids are checked against the vocabulary as they are read (FILE:LINE, field)
+    examples = read_sft_data(args.data, max_len=args.max_len, need_ref=args.beta != 0, vocab_size=vocab_size)
     model, hf, fresh = init_model("causal-lm", 0, init=args.init, config=args.config, seed=args.seed,
                                   init_std=args.init_std)
     cfg_model = model.config
-    top = max((i for e in examples for ids in e.ref_top_ids for i in ids), default=0)
-    big = max(max(e.prompt_ids + e.completion_ids) for e in examples)
-    if max(top, big) >= cfg_model.vocab_size:
-        raise ValueError(f"Cannot train: the data holds token id {max(top, big)}, the model's vocabulary has "
-                         f"{cfg_model.vocab_size} (is the data from another policy's tokenizer?)")
     pad = cfg_model.pad_token_id if cfg_model.pad_token_id is not None else (cfg_model.eos_token_id or 0)
     n_tok = sum(len(e.completion_ids) for e in examples)
     log(f"data: {len(examples)} rows, {n_tok} completion tokens; beta {args.beta}, kl {args.kl_form} "
@@ -116,7 +120,7 @@ def main(argv: list[str] | None = None) -> int:
         + (f", drawn at random: {', '.join(fresh)}" if fresh else ""))
     cfg = LoopConfig.from_args(args)
     run_args = {"kind": "sft", "beta": args.beta, "kl_form": args.kl_form, "kl_support": args.kl_support,
-                "data_digest": file_digest(args.data)}
+                "data_digest": file_digest(args.data), "max_len": args.max_len}
     summary = train(model, examples, lambda rows: sft_batch(rows, pad),
                     make_step_loss(args.beta, args.kl_form, args.kl_support), cfg, run_args)
     if summary["finished"]:

@@ -12,6 +12,7 @@ SIGTERM (after the step in flight) and at the end, through a temporary file and 
 
 from __future__ import annotations
 
+import argparse
 import hashlib
 import json
 import math
@@ -28,12 +29,52 @@ import numpy as np
 import torch
 from torch import nn
 
+from .data import MIN_MAX_LEN
 from .weights import load_trusted, log
 
 CKPT_NAME = "ckpt.pt"
 CKPT_VERSION = 1
 # Arguments that must not change between a run and its resumption.
 RESUME_FIXED = ("batch", "seed", "lr", "weight_decay", "warmup", "schedule", "grad_clip")
+_UNRECORDED = object()
+# Settings in a trainer's run args that must not change on --resume: (the option, the value a
+# checkpoint that lacks the key ran with; _UNRECORDED: unknown, so not compared). The reward
+# trainer wrote dense / extra_layers / likelihood_marker / heads_only only when set, from the
+# version that introduced them; max_len was not recorded before.
+RESUME_SETTINGS = {
+    "kind": ("the trainer", _UNRECORDED),
+    "head": ("--head", _UNRECORDED),
+    "labels": ("--labels", _UNRECORDED),
+    "loss": ("--loss", _UNRECORDED),
+    "beta": ("--beta", _UNRECORDED),
+    "kl_form": ("--kl-form", _UNRECORDED),
+    "kl_support": ("--kl-support", _UNRECORDED),
+    "data_digest": ("--data (the file's sha256)", _UNRECORDED),
+    "max_len": ("--max-len", _UNRECORDED),
+    "dense": ("--dense", False),
+    "extra_layers": ("--extra-layers", 0),
+    "likelihood_marker": ("--likelihood-features (the marker's token ids)", None),
+    "heads_only": ("--heads-only", False),
+}
+
+
+def check_common_args(p: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """Usage errors (argparse's exit code 2) for the options both trainers share."""
+    for name in ("threads", "save_every"):
+        if getattr(args, name) < 1:
+            p.error(f"--{name.replace('_', '-')} must be an integer >= 1: current value is {getattr(args, name)}")
+    for name in ("log_every", "stop_after", "warmup"):
+        if getattr(args, name) < 0:
+            p.error(f"--{name.replace('_', '-')} must be an integer >= 0: current value is {getattr(args, name)}")
+    if args.max_len is not None and args.max_len < MIN_MAX_LEN:
+        p.error(f"--max-len must be an integer >= {MIN_MAX_LEN} (one prompt and one completion or scored token): "
+                f"current value is {args.max_len}")
+    for name, low, strict in (("lr", 0.0, True), ("weight_decay", 0.0, False), ("grad_clip", 0.0, False),
+                              ("init_std", 0.0, False)):
+        value = getattr(args, name)
+        if not math.isfinite(value) or value < low or (strict and value == low):
+            p.error(f"--{name.replace('_', '-')} must be a finite number {'>' if strict else '>='} {low:g}: "
+                    f"current value is {value}")
 
 
 def setup_runtime(threads: int) -> None:
@@ -67,12 +108,12 @@ class LoopConfig:
 
     def check(self) -> None:
         """Raise ValueError on bad values."""
-        for name in ("steps", "batch"):
+        for name in ("steps", "batch", "save_every"):
             if getattr(self, name) < 1:
                 raise ValueError(f"Cannot train as '{name}' must be a positive integer: current value is "
                                  f"{getattr(self, name)}")
-        if not self.lr > 0:
-            raise ValueError(f"Cannot train as 'lr' must be positive: current value is {self.lr}")
+        if not (self.lr > 0 and math.isfinite(self.lr)):
+            raise ValueError(f"Cannot train as 'lr' must be positive and finite: current value is {self.lr}")
         if self.schedule not in ("constant", "cosine"):
             raise ValueError(f"Cannot use schedule {self.schedule!r}: use constant or cosine")
         if self.device != "cpu" and not self.device.startswith("cuda"):
@@ -168,7 +209,12 @@ def train(
     if cfg.resume and ckpt_path.is_file():
         ck = load_trusted(ckpt_path)
         _check_resume(ck, args, cfg)
-        model.load_state_dict(ck["model"])
+        try:
+            model.load_state_dict(ck["model"])
+        except RuntimeError as e:
+            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            raise ValueError(f"Cannot resume from {ckpt_path}: its weights do not fit this model ({first}); was it "
+                             "written with another --init or --config? (or use a new --out without --resume)") from None
         optimizer.load_state_dict(ck["optimizer"])
         _set_rng_state(ck["rng"])
         step, losses, tokens, seconds = ck["step"], ck["losses"], ck["tokens"], ck["seconds"]
@@ -235,17 +281,25 @@ def train(
 
 
 def _check_resume(ck: dict, args: dict, cfg: LoopConfig) -> None:
+    """ValueError naming every setting that differs from the checkpoint's run (stored vs now);
+    a setting the checkpoint did not record is compared only where RESUME_SETTINGS knows the
+    value it ran with."""
     if ck.get("version") != CKPT_VERSION:
         raise ValueError(f"Cannot resume from a checkpoint of version {ck.get('version')}: expected {CKPT_VERSION}")
     before = ck.get("loop", {})
-    changed = [k for k in RESUME_FIXED if k in before and before[k] != getattr(cfg, k)]
-    for k in ("head", "labels", "loss", "beta", "kl_form", "kl_support", "data_digest"):
-        if k in args and k in ck.get("args", {}) and ck["args"][k] != args[k]:
-            changed.append(k)
+    stored_args = ck.get("args", {})
+    changed = [(f"--{k.replace('_', '-')}", before[k], getattr(cfg, k))
+               for k in RESUME_FIXED if k in before and before[k] != getattr(cfg, k)]
+    for k, (option, default) in RESUME_SETTINGS.items():
+        if k not in args:
+            continue
+        stored = stored_args.get(k, default)
+        if stored is not _UNRECORDED and stored != args[k]:
+            changed.append((option, stored, args[k]))
     if changed:
         raise ValueError(
-            "Cannot resume: " + ", ".join(f"'{k}' was {before.get(k, ck['args'].get(k))!r}" for k in changed)
-            + " in the checkpoint's run; use the same values (or a new --out without --resume)"
+            "Cannot resume: " + "; ".join(f"{o} was {a!r} in the checkpoint's run, now {b!r}" for o, a, b in changed)
+            + "; use the same values (or a new --out without --resume)"
         )
 
 

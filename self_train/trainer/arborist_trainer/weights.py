@@ -73,14 +73,92 @@ def find_onnx(model_dir: Path) -> Path:
 def read_config(source: str | Path) -> dict:
     """A Hugging Face config dict from a model directory, a JSON file, or inline JSON text."""
     text = str(source)
-    if text.lstrip().startswith("{"):
-        return json.loads(text)
-    p = Path(text)
-    if p.is_dir():
-        p = p / "config.json"
-    if not p.is_file():
-        raise FileNotFoundError(f"Cannot read the model config: {p} does not exist")
-    return json.loads(p.read_text(encoding="utf-8"))
+    if text.lstrip().startswith(("{", "[")):
+        where, raw = "--config (inline JSON)", text
+    else:
+        p = Path(text)
+        if p.is_dir():
+            p = p / "config.json"
+        if not p.is_file():
+            raise FileNotFoundError(f"Cannot read the model config: {p} does not exist")
+        where = str(p)
+        try:
+            raw = p.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as e:
+            raise ValueError(f"Cannot read the model config {p}: {e}") from None
+    try:
+        config = json.loads(raw)
+    except json.JSONDecodeError as e:
+        raise ValueError(f"Cannot read the model config {where}: not JSON ({e})") from None
+    if not isinstance(config, dict):
+        got = {list: "array", str: "string", bool: "boolean", type(None): "null"}.get(type(config), "number")
+        raise ValueError(f"Cannot read the model config {where}: expected a JSON object, got {got}")
+    return config
+
+
+INIT_EXPECTED = ("a model directory (config.json and an ONNX file or ckpt.pt), or a .pt file with a config.json "
+                 "beside it")
+
+
+def check_init(init: str) -> Path:
+    """--init as a Path: FileNotFoundError / ValueError naming it and what was expected there when
+    it does not exist or is a file other than a .pt / .pth / .bin."""
+    src = Path(init)
+    if not src.exists():
+        raise FileNotFoundError(f"Cannot read --init {init}: it does not exist (expected {INIT_EXPECTED})")
+    if not src.is_dir() and src.suffix not in (".pt", ".pth", ".bin"):
+        raise ValueError(f"Cannot read --init {init}: it is neither a directory nor a .pt file (expected "
+                         f"{INIT_EXPECTED})")
+    return src
+
+
+def model_config(init: str | None, config: str | None) -> tuple[dict, str]:
+    """(the Hugging Face config of `init` or `config`, where it was read from), as init_model
+    reads it; the config's fields are checked (Qwen2Config.from_hf_dict)."""
+    if (init is None) == (config is None):
+        raise ValueError("Cannot initialize the model: give exactly one of --init DIR|FILE.pt and --config JSON")
+    if config is not None:
+        source: str | Path = config
+        where = "--config (inline JSON)" if config.lstrip().startswith(("{", "[")) else str(config)
+    else:
+        src = check_init(init)  # type: ignore[arg-type]
+        source = src if src.is_dir() else src.parent
+        where = str(source / "config.json")
+    hf = read_config(source)
+    Qwen2Config.from_hf_dict(hf, where)
+    return hf, where
+
+
+def tokenizer_dir(init: str | None, tokenizer: Path | None) -> Path:
+    """The directory whose tokenizer files a trainer reads and copies: --tokenizer, else --init's
+    directory (a .pt file's parent); FileNotFoundError naming the option when it holds no
+    tokenizer.json."""
+    if tokenizer is not None:
+        if not (tokenizer / "tokenizer.json").is_file():
+            raise FileNotFoundError(f"Cannot read --tokenizer {tokenizer}: expected a directory holding "
+                                    "tokenizer.json")
+        return tokenizer
+    src = check_init(init)  # type: ignore[arg-type]
+    found = src if src.is_dir() else src.parent
+    if not (found / "tokenizer.json").is_file():
+        raise FileNotFoundError(f"Cannot read the tokenizer of --init {init}: expected {found / 'tokenizer.json'} "
+                                "(or give --tokenizer DIR)")
+    return found
+
+
+DEFAULT_MAX_LEN = 1024
+
+
+def resolve_max_len(max_len: int | None, hf: dict, where: str) -> int:
+    """--max-len: the model's context (`max_position_embeddings`) when not given and the config
+    says it, else DEFAULT_MAX_LEN; ValueError when it exceeds that context."""
+    context = hf.get("max_position_embeddings")
+    if max_len is None:
+        return context if context is not None else DEFAULT_MAX_LEN
+    if context is not None and max_len > context:
+        raise ValueError(f"Cannot train with --max-len {max_len}: the model's context is {context} tokens "
+                         f"('max_position_embeddings' in {where}); use --max-len {context} or less")
+    return max_len
 
 
 def build_model(head: str, cfg: Qwen2Config, num_labels: int) -> nn.Module:
@@ -205,22 +283,17 @@ def init_model(
 
     Returns (module, the Hugging Face config dict, names drawn at random)."""
     generator = torch.Generator().manual_seed(seed)
-    if (init is None) == (config is None):
-        raise ValueError("Cannot initialize the model: give exactly one of --init DIR|FILE.pt and --config JSON")
+    hf, _ = model_config(init, config)
     if config is not None:
-        hf = read_config(config)
         model = build_model(head, Qwen2Config.from_hf_dict(hf), num_labels)
         init_weights(model, generator, std=init_std)
         return model, hf, ["all (random init from --config)"]
     src = Path(init)  # type: ignore[arg-type]
-    if src.is_file() and src.suffix in (".pt", ".pth", ".bin"):
-        hf = read_config(src.parent)
+    if src.is_file():
         state = _torch_state(src)
     elif (src / "ckpt.pt").is_file() and not any((src / c).is_file() for c in ONNX_CANDIDATES):
-        hf = read_config(src)
         state = _torch_state(src / "ckpt.pt")
     else:
-        hf = read_config(src)
         state = onnx_state_dict(find_onnx(src))
     if likelihood_marker is not None:
         if head != "sequence-classification":
