@@ -177,11 +177,14 @@ export function numberFlag(
   const bad = raw.trim() === "" || !Number.isFinite(x) || (check.integer && !Number.isInteger(x)) ||
     (check.min !== undefined && x < check.min) || (check.max !== undefined && x > check.max);
   if (bad) {
-    const what = [
-      check.integer ? "an integer" : "a number",
-      check.min !== undefined ? `>= ${check.min}` : "",
-      check.max !== undefined ? `<= ${check.max}` : "",
-    ].filter(Boolean).join(" ");
+    const kind = check.integer ? "an integer" : "a number";
+    const what = check.min !== undefined && check.max !== undefined
+      ? `${kind} from ${check.min} to ${check.max}`
+      : [
+        kind,
+        check.min !== undefined ? `>= ${check.min}` : "",
+        check.max !== undefined ? `<= ${check.max}` : "",
+      ].filter(Boolean).join(" ");
     throw new RangeError(`--${name} must be ${what}: got '${raw}'`);
   }
   return x;
@@ -277,7 +280,7 @@ interface ExportPlan {
   policy?: string;
   topK: number;
   minMc: number;
-  minReward: number;
+  minReward?: number;
   v: Record<string, unknown>;
 }
 
@@ -359,7 +362,7 @@ function exportPlan(v: Record<string, unknown>): ExportPlan {
     policy,
     topK: numberFlag(v, "top-k", { integer: true, min: 1 }) ?? 20,
     minMc: numberFlag(v, "min-mc", { min: 0, max: 1 }) ?? 0.95,
-    minReward: numberFlag(v, "min-reward") ?? 0.5,
+    minReward: numberFlag(v, "min-reward", { min: 0, max: 1 }),
     v,
   };
 }
@@ -499,6 +502,11 @@ async function exportSft(
   const runId = ctx.run!;
   const policy = await openPolicy(ctx.policy!, ctx.v);
   const total = (await store.runSummary(runId)).problems;
+  if (policy.id !== ctx.runPolicy) {
+    ctx.io.warn(
+      `warning: the reference policy '${policy.id}' is not the run's policy '${ctx.runPolicy}': the records' KL anchors to '${policy.id}' (right for a later round whose reference stays the original policy; otherwise pass the run's policy as --policy)`,
+    );
+  }
   const bar = progressBar(ctx.io, "export sft", { total, unit: "problems" });
   let written = 0;
   try {
@@ -511,7 +519,7 @@ async function exportSft(
       // The bar shows the records so far, not the last problem's.
       onProblem: (p) => bar?.tick(1, { records: written += p.records }),
     });
-    return await exportSftRecords(records, {
+    const m = await exportSftRecords(records, {
       out: ctx.dir,
       source: `run:${runId}`,
       seed: ctx.seed ?? null,
@@ -521,10 +529,20 @@ async function exportSft(
         completion: 'steps joined by "\\n\\n"',
         top_k: ctx.topK,
         min_mc: ctx.minMc,
-        min_reward: ctx.minReward,
+        min_reward: ctx.minReward ?? null,
       },
       signal: ctx.signal,
     });
+    if (m.files[0].records === 0) {
+      ctx.io.warn(
+        `warning: no records: no solution of run '${runId}' was selected (with a gold answer: Monte-Carlo score >= --min-mc ${ctx.minMc}, or graded correct${
+          ctx.minReward === undefined ? "" : ` with a reward >= --min-reward ${ctx.minReward}`
+        }; without one: the reward-weighted majority answer with a reward >= --min-reward ${
+          ctx.minReward ?? 0.5
+        }); see the run's accuracy, or lower the thresholds`,
+      );
+    }
+    return m;
   } finally {
     bar?.finish();
     await policy.close();

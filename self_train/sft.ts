@@ -60,7 +60,11 @@ export interface SftCandidate {
 export interface SftThresholds {
   /** Keep solutions whose Monte-Carlo score is at least this (default 0.95, the reference's). */
   minMc?: number;
-  /** Keep correct (or majority-agreeing) solutions whose reward is at least this (default 0.5). */
+  /**
+   * A reward floor. With a gold answer it applies only when given: correct solutions must also
+   * reach it (an unknown reward, a run without a reward model, passes). Without one it is the
+   * pseudo-label's floor (default 0.5): majority-agreeing solutions must reach it.
+   */
   minReward?: number;
 }
 
@@ -90,7 +94,8 @@ export function weightedMajority(
 /**
  * Which of a problem's solutions to train on.
  * - With a gold answer: those with a Monte-Carlo score >= `minMc`, and those graded correct
- *   with a reward >= `minReward`; `pseudoLabel` false.
+ *   (with a known reward >= `minReward` when that is given; being right is the Monte-Carlo
+ *   score of one rollout, and reward scales differ between models); `pseudoLabel` false.
  * - Without one: those with a reward >= `minReward` whose answer equals the reward-weighted
  *   majority answer of all the problem's solutions ({@linkcode weightedMajority});
  *   `pseudoLabel` true.
@@ -105,9 +110,12 @@ export function selectSft(
 ): (SftCandidate & { pseudoLabel: boolean })[] {
   const minMc = options.minMc ?? 0.95, minReward = options.minReward ?? 0.5;
   if (options.gold) {
+    const floor = options.minReward;
+    const rewarded = (c: SftCandidate) =>
+      floor === undefined || !Number.isFinite(c.score) || c.score >= floor;
     return candidates
       .filter((c) =>
-        (c.mcScore !== null && c.mcScore >= minMc) || (c.correct === true && c.score >= minReward)
+        (c.mcScore !== null && c.mcScore >= minMc) || (c.correct === true && rewarded(c))
       )
       .map((c) => ({ ...c, pseudoLabel: false }));
   }
@@ -162,6 +170,9 @@ export async function* sftRecords(
   options: SftOptions,
 ): AsyncGenerator<SftRecord, void, undefined> {
   const from = options.from ?? ["trajectories", "trees"];
+  // A run without a reward model stored its solutions' unknown scores as 0: read them as unknown.
+  const rewardId = (await store.getRun(runId))?.rewardId;
+  const scored = rewardId !== null && rewardId !== undefined;
   const promptFor = options.promptFor ?? plainPrompt;
   const seen = new Set<string>();
   for await (const problem of problemsOf(store, runId, options.pageSize ?? 100)) {
@@ -169,7 +180,7 @@ export async function* sftRecords(
     const candidates: SftCandidate[] = [];
     if (from.includes("trajectories")) {
       const list = await store.listTrajectories(runId, { problemId: problem.problemId });
-      candidates.push(...list.map(fromTrajectory));
+      candidates.push(...list.map((t) => fromTrajectory(t, scored)));
     }
     if (from.includes("trees")) {
       for (const t of await store.getTrees(runId, problem.problemId)) {
@@ -222,10 +233,10 @@ export async function* problemsOf(
   }
 }
 
-function fromTrajectory(t: Trajectory): SftCandidate {
+function fromTrajectory(t: Trajectory, scored: boolean): SftCandidate {
   return {
     steps: t.steps,
-    score: t.score,
+    score: scored ? t.score : NaN,
     mcScore: t.mcScore ?? null,
     correct: t.pseudoLabel ? null : t.correct ?? null,
     answer: t.answer ?? null,

@@ -22,6 +22,7 @@ export async function populate(store: LibsqlRunStore): Promise<{ treeId: number 
     config: {},
     seed: 0,
     policyId: "scripted",
+    rewardId: "scripted-reward", // its trajectories carry reward scores
     problemsSource: "hand",
   });
   await store.saveProblemResult("r1", {

@@ -146,7 +146,7 @@ Deno.test("evalProcessBenchCommand() --json prints error_acc, correct_acc, f1, t
     assert.match(out[1], /^ {2}accuracy on erroneous samples {2}\d+\.\d% \(\d+\/\d+\)$/);
     await assert.rejects(
       evalProcessBenchCommand({ reward: REWARD, data, threshold: "2" }, io),
-      /^RangeError: --threshold must be a number >= 0 <= 1: got '2'$/,
+      /^RangeError: --threshold must be a number from 0 to 1: got '2'$/,
     );
     await assert.rejects(evalProcessBenchCommand({ data }, io), /--reward is required/);
   } finally {

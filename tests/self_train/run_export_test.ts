@@ -144,7 +144,7 @@ Deno.test("exportCommand() --run writes HNC data in openrlhf with soft labels", 
     assert.equal(m.format, "openrlhf");
     assert.equal(m.source, "run:r1");
     assert.equal(m.seed, 3);
-    assert.deepEqual(m.model_ids, { policy: "scripted", reward: null });
+    assert.deepEqual(m.model_ids, { policy: "scripted", reward: "scripted-reward" });
     assert.equal(m.options.labels, "soft");
     assert.equal(m.options.trees, "annotation");
     assert.deepEqual(q.err, ["reading the run's annotation trees"]);

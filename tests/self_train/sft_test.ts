@@ -67,12 +67,20 @@ Deno.test("selectSft(): MC >= 0.95 or correct with reward; without gold the weig
     cand("7", 0.4, { correct: true }), // reward too low
     cand("5", 0.99, { correct: false, mcScore: 0.94 }), // neither
   ];
+  // With a gold answer, being right is enough unless a reward floor is given.
   assert.deepEqual(selectSft(gold, { gold: true }).map((c) => [c.score, c.pseudoLabel]), [
     [0.2, false],
     [0.9, false],
+    [0.4, false],
   ]);
-  assert.equal(selectSft(gold, { gold: true, minMc: 0.9 }).length, 3);
+  assert.deepEqual(selectSft(gold, { gold: true, minReward: 0.5 }).map((c) => c.score), [0.2, 0.9]);
+  assert.equal(selectSft(gold, { gold: true, minMc: 0.9, minReward: 0.5 }).length, 3);
   assert.equal(selectSft(gold, { gold: true, minReward: 0.3 }).length, 3);
+  // An unknown reward (a run without a reward model) does not fail a floor.
+  assert.equal(
+    selectSft([cand("7", NaN, { correct: true })], { gold: true, minReward: 0.5 }).length,
+    1,
+  );
   const free = [cand("2", 0.9), cand("2", 0.3), cand("3", 0.95), cand("2", 0.6)];
   assert.deepEqual(
     selectSft(free, { gold: false }).map((c) => [c.answer, c.score, c.pseudoLabel]),
@@ -89,13 +97,14 @@ Deno.test("sftRecords(): selected solutions with the reference policy's log-prob
   const policy = await OnnxPolicy.load(POLICY);
   const fresh = await OnnxPolicy.load(POLICY);
   try {
-    const records = await Array.fromAsync(sftRecords(store, "r1", { policy }));
+    const records = await Array.fromAsync(sftRecords(store, "r1", { policy, minReward: 0.5 }));
     records.forEach((r, i) => {
       const v = sftLine.safeParse(r);
       if (!v.success) assert.fail(`record ${i}: ${z.prettifyError(v.error)}`);
     });
     const summary = records.map((r) => [r.problem_id, r.source, r.completion, r.pseudo_label]);
-    // p1 (gold 7): trajectory a|a2 (MC 1), b|b2 (correct, reward 0.6); b|b1 (reward 0.4) is out.
+    // p1 (gold 7): trajectory a|a2 (MC 1), b|b2 (correct, reward 0.6); b|b1 (reward 0.4) is out
+    // (under the --min-reward 0.5 given here; by default a correct solution is kept).
     // Annotation-tree paths ending in ANSWER 7 (leaf MC 1): a|a2|ANSWER 7 is a repeat of the
     // trajectory and given once; b|b1 and b|b2 are new. p2 (no gold): the weighted majority is
     // "2" (0.9 + 0.3 + 0.6 against 0.95); kept those with reward >= 0.5.
@@ -184,10 +193,14 @@ Deno.test("exportCommand() --kind sft scores with --policy and writes format sft
     } finally {
       await store.close();
     }
-    const out: string[] = [], bar: string[] = [];
+    const out: string[] = [], bar: string[] = [], warned: string[] = [];
     await exportCommand(
       { run: "r1", kind: "sft", out: `${dir}/sft`, db, policy: POLICY, "min-reward": "0.55" },
-      { print: (l) => out.push(l), warn: () => {}, progressTo: (t) => bar.push(t) },
+      { print: (l) => out.push(l), warn: (l) => warned.push(l), progressTo: (t) => bar.push(t) },
+    );
+    assert.match(
+      warned.join("\n"),
+      /the reference policy 'decoder-fp32' is not the run's policy 'scripted'/,
     );
     // The bar ends on the records written in all (3 of p1, 2 of p2), not the last problem's.
     assert.match(bar.at(-1)!, /^export sft .* 2\/2 problems .* records 5\n$/);
@@ -202,6 +215,62 @@ Deno.test("exportCommand() --kind sft scores with --policy and writes format sft
     assert.equal(lines.length, 5);
     assert.deepEqual(m.counts.pseudo_label, { false: 3, true: 2 });
     assert.match(out[0], /^wrote 5 sft records \(sft\) to /);
+    // A run without a reward model: its stored scores are unknown (null), its right answers kept;
+    // a run with nothing to select warns, naming the thresholds.
+    const again = await openStore(db);
+    try {
+      for (const [id, answer] of [["plain", "7"], ["wrong", "5"]]) {
+        await again.createRun({
+          id,
+          strategy: "greedy",
+          config: {},
+          seed: 0,
+          policyId: "decoder-fp32",
+          problemsSource: "hand",
+        });
+        await again.saveProblemResult(id, {
+          problemId: "q",
+          index: 0,
+          question: "What is 3 + 4?",
+          gold: "7",
+          tokens: 0,
+          seconds: 0,
+          trajectories: [{
+            steps: [`ANSWER ${answer}`],
+            stepRewards: [NaN],
+            score: 0,
+            correct: answer === "7",
+            answer,
+          }],
+        });
+      }
+    } finally {
+      await again.close();
+    }
+    const notes: string[] = [];
+    const q = { print: () => {}, warn: (l: string) => notes.push(l), progressTo: () => {} };
+    await exportCommand({ run: "plain", kind: "sft", out: `${dir}/plain`, db, policy: POLICY }, q);
+    const [rec] = (await Deno.readTextFile(`${dir}/plain/data.jsonl`)).trim().split("\n").map((l) =>
+      JSON.parse(l)
+    );
+    assert.equal(rec.score, null);
+    assert.deepEqual(
+      notes,
+      [],
+      "the run's own policy as reference, something selected: no warning",
+    );
+    await exportCommand({ run: "wrong", kind: "sft", out: `${dir}/none`, db, policy: POLICY }, q);
+    assert.match(
+      notes.join("\n"),
+      /no records: no solution of run 'wrong' was selected .*--min-mc 0\.95/,
+    );
+    await assert.rejects(
+      exportCommand(
+        { run: "plain", kind: "sft", out: `${dir}/x`, db, policy: POLICY, "min-reward": "2" },
+        q,
+      ),
+      /--min-reward must be a number from 0 to 1: got '2'/,
+    );
   } finally {
     await Deno.remove(dir, { recursive: true });
   }

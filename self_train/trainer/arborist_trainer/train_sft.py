@@ -40,7 +40,7 @@ from torch import nn
 from . import export as ex
 from .data import MIN_MAX_LEN, read_sft_data, sft_batch
 from .losses import KL_FORMS, KL_SUPPORTS, sft_loss
-from .model import Qwen2Config
+from .model import LIKELIHOOD_MARKER_KEY, Qwen2Config
 from .training import LoopConfig, check_common_args, file_digest, print_summary, run_cli, setup_runtime, train
 from .weights import DEFAULT_MAX_LEN, init_model, log, model_config, resolve_max_len, write_model_dir
 from .weights import tokenizer_dir as find_tokenizer_dir
@@ -100,11 +100,25 @@ def make_step_loss(beta: float, kl_form: str, kl_support: str):  # noqa: ANN201
     return step_loss
 
 
+def check_policy_config(hf: dict, where: str) -> None:
+    """ValueError when the config is not a policy's (a causal LM): KL-SFT of a reward model's
+    decoder would train its classifier-tuned weights as a language model and export a policy
+    that writes nonsense."""
+    arch = hf.get("architectures") or []
+    name = arch[0] if isinstance(arch, list) and arch else None
+    if (name is not None and not str(name).endswith("ForCausalLM")) or LIKELIHOOD_MARKER_KEY in hf:
+        raise ValueError(
+            f"Cannot train a policy from {where}: it is a reward model's config (architectures {arch!r}"
+            + (f", {LIKELIHOOD_MARKER_KEY}" if LIKELIHOOD_MARKER_KEY in hf else "")
+            + "); give the policy to fine-tune as --init (a causal LM, e.g. models/policy)")
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     setup_runtime(args.threads)
     warnings.filterwarnings("ignore", category=torch.jit.TracerWarning)  # the export's constant masks
     hf_source, config_where = model_config(args.init, args.config)
+    check_policy_config(hf_source, config_where)
     args.max_len = resolve_max_len(args.max_len, hf_source, config_where)
     tokenizer_dir = find_tokenizer_dir(args.init, args.tokenizer)
     vocab_size = Qwen2Config.from_hf_dict(hf_source, config_where).vocab_size

@@ -285,5 +285,13 @@ class UsageErrors(unittest.TestCase):
                                       r"\(expected a model directory [^\n]*\n$")
 
 
+    def test_train_sft_refuses_a_reward_model_as_init(self) -> None:
+        with tempfile.TemporaryDirectory() as out:
+            code, err = cli(train_sft.main, ["--data", str(FIXTURES / "sft.jsonl"), "--init",
+                                             str(MODELS / "reward-paper-2"), "--out", out, "--threads", "1"])
+        self.assertEqual(code, 1)
+        self.assertRegex(err, r"^trainer: error: Cannot train a policy from .*reward-paper-2/config\.json: it is a "
+                              r"reward model's config \(architectures \['Qwen2ForSequenceClassification'\]")
+
 if __name__ == "__main__":
     unittest.main()
