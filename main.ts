@@ -372,8 +372,10 @@ async function problemsFrom(values: Record<string, unknown>): Promise<Problem[]>
     if (synthetic.count < 1) {
       throw new UsageError(`--problems synthetic:N needs N >= 1: got '${spec}'`);
     }
-    if (values.format !== undefined) {
-      throw new UsageError(`--format is for a problems file, not for --problems ${spec}`);
+    for (const flag of ["format", "strict"]) {
+      if (values[flag] !== undefined) {
+        throw new UsageError(`--${flag} is for a problems file, not for --problems ${spec}`);
+      }
     }
     let ps;
     try {
@@ -517,6 +519,7 @@ const STRATEGY_FLAGS: Record<string, readonly AgentStrategy[]> = {
   n: ["best-of-n", "step-greedy", "beam"],
   orm: ["best-of-n"],
   aggregation: ["best-of-n", "mcts"],
+  temperature: ["mcts", "best-of-n", "step-greedy", "beam", "annotate"], // greedy decodes at 0
 };
 
 /** A flag the strategy would ignore is a usage error that says which strategies read it. */
@@ -555,6 +558,9 @@ async function runAgentCommand(values: Record<string, unknown>): Promise<void | 
   }
   const strategy = oneOf(values, "strategy", AGENT_STRATEGIES) ?? "mcts";
   refuseUnused(values, strategy);
+  if (values["run-id"] !== undefined && String(values["run-id"]).trim() === "") {
+    throw new UsageError("--run-id must not be empty (leave it out for a new id by date)");
+  }
   const aggregation = oneOf(values, "aggregation", AGGREGATIONS) as Aggregation | undefined;
   const choose = oneOf(values, "choose", CHOOSE_RULES) as ChooseRule | undefined;
   const shard = shardFlag(values);
@@ -946,7 +952,7 @@ async function runGrade(values: Record<string, unknown>): Promise<void> {
   const path = need(values, "predictions");
   let text: string;
   try {
-    text = await Deno.readTextFile(path);
+    text = (await Deno.readTextFile(path)).replace(/^\uFEFF/, ""); // a byte-order mark is no JSON
   } catch (e) {
     throw new Error(`Cannot read --predictions ${path}: ${(e as Error).message}`);
   }
@@ -984,11 +990,22 @@ async function runGrade(values: Record<string, unknown>): Promise<void> {
   });
   const graded = total - ungraded;
   const accuracy = graded > 0 ? correct / graded : null;
-  if (values.json) print(JSON.stringify({ total, correct, ungraded, accuracy }));
-  else {
+  // Problems without a prediction are left out of the accuracy; say how many, and which first.
+  const missing = problems.filter((p) => !lineOf.has(p.id));
+  if (missing.length > 0) {
+    console.error(
+      `warning: ${missing.length} of ${problems.length} problems have no prediction in ${path} (first: '${
+        missing[0].id
+      }'); the accuracy is over the ${total} predicted`,
+    );
+  }
+  if (values.json) {
+    print(JSON.stringify({ total, correct, ungraded, missing: missing.length, accuracy }));
+  } else {
     const pct = accuracy === null ? "-" : `${(100 * accuracy).toFixed(2)}%`;
     const rest = ungraded ? `; ${ungraded} ungraded (their problems have no gold answer)` : "";
-    print(`${correct}/${graded} correct (${pct})${rest}`);
+    const gap = missing.length ? `; ${missing.length} problems without a prediction` : "";
+    print(`${correct}/${graded} correct (${pct})${rest}${gap}`);
   }
 }
 

@@ -62,6 +62,7 @@ export async function* recordsOfFile(path: string): AsyncGenerator<RawRecord> {
 }
 
 async function* linesOf(path: string): AsyncGenerator<string> {
+  await checkText(path);
   const file = await Deno.open(path);
   let pending = "";
   for await (const chunk of file.readable.pipeThrough(new TextDecoderStream())) {
@@ -71,6 +72,29 @@ async function* linesOf(path: string): AsyncGenerator<string> {
     yield* parts;
   }
   if (pending !== "") yield pending;
+}
+
+/** Leading bytes of files that are not UTF-8 JSON text, and what to do about them. */
+const NOT_TEXT: [magic: number[], what: string][] = [
+  [[0x1f, 0x8b], "gzip-compressed: decompress it first (gunzip)"],
+  [[0x50, 0x4b, 0x03, 0x04], "a zip archive: extract the JSONL file from it"],
+  [[0x28, 0xb5, 0x2f, 0xfd], "zstd-compressed: decompress it first (zstd -d)"],
+  [[0x42, 0x5a, 0x68], "bzip2-compressed: decompress it first (bunzip2)"],
+  [[0xfd, 0x37, 0x7a, 0x58, 0x5a], "xz-compressed: decompress it first (unxz)"],
+  [[0xff, 0xfe], "UTF-16 text: convert it to UTF-8 (iconv -f UTF-16 -t UTF-8)"],
+  [[0xfe, 0xff], "UTF-16 text: convert it to UTF-8 (iconv -f UTF-16 -t UTF-8)"],
+];
+
+/** Refuse, naming what it is, a file that is compressed or not UTF-8 (its first bytes tell). */
+async function checkText(path: string): Promise<void> {
+  using file = await Deno.open(path);
+  const head = new Uint8Array(8);
+  const n = await file.read(head) ?? 0;
+  for (const [magic, what] of NOT_TEXT) {
+    if (n >= magic.length && magic.every((b, i) => head[i] === b)) {
+      throw new Error(`Cannot read ${path}: it is ${what}`);
+    }
+  }
 }
 
 /** A first line that opens an array, or a lone `{` (a pretty-printed object). */

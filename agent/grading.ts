@@ -81,13 +81,15 @@ const BARE_MAX_CHARS = 100;
 
 /**
  * The whole text when it is a bare answer rather than prose: one short line with no word
- * (a run of three or more letters, LaTeX command names excluded) or that is one word alone
+ * (a run of three or more letters, LaTeX command and environment names excluded) or that is one
+ * word alone
  * (`odd`, `\text{Monday}`). A number with words ("3 apples") is left to the other rules.
  */
 function bareAnswer(text: string): string | undefined {
   const s = text.trim();
   if (s === "" || s.length > BARE_MAX_CHARS || s.includes("\n")) return undefined;
-  const plain = s.replace(/\\[A-Za-z]+/g, " ");
+  // LaTeX command names and environment names (`\begin{pmatrix}`) are markup, not words.
+  const plain = s.replace(/\\(?:begin|end)\{[A-Za-z*]+\}/g, " ").replace(/\\[A-Za-z]+/g, " ");
   const words = plain.match(/[A-Za-z]{3,}/g) ?? [];
   if (words.length === 0) return s;
   return words.length === 1 && plain.replace(/[\s{}$().]/g, "") === words[0] ? s : undefined;

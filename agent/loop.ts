@@ -361,6 +361,7 @@ export async function runAgent(
         options,
         legacy ? undefined : problems.length,
         prior === undefined ? CONFIG_VERSION : Number(prior.config.configVersion ?? 1),
+        [...new Set(problems.map((p) => p.source))].sort().join(","),
       ),
       ...(weights && weighed ? { weights } : {}),
     },
@@ -436,13 +437,14 @@ const CONFIG_VERSION = 2;
  * The run's settings, compared on resume. `problems` is the size of the whole problem set
  * (every shard sees the same), so a resume with more or fewer problems is refused; `orm` is
  * there when both a reward model and an ORM are given (the run's reward id names the step
- * reward model then; with the ORM alone it names the ORM). Settings a strategy does not read
- * are null.
+ * reward model then; with the ORM alone it names the ORM); `format` the problems' format(s).
+ * Settings a strategy does not read are null.
  */
 function configOf(
   o: RunAgentOptions,
   problems: number | undefined,
   version: number,
+  format: string,
 ): Record<string, unknown> {
   const head = problems === undefined ? {} : {
     problems,
@@ -453,6 +455,8 @@ function configOf(
   return {
     configVersion: CONFIG_VERSION,
     ...head,
+    // the format the problems were read as: the same file read as another is other problems
+    format,
     n: s === "best-of-n" || s === "step-greedy" || s === "beam" ? o.n ?? 4 : null,
     k: mcts || s === "beam" ? o.k ?? 5 : s === "annotate" ? o.k ?? ANNOTATE_K : null,
     maxDepth: o.maxDepth ?? MAX_DEPTH,

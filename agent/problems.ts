@@ -358,7 +358,19 @@ const CONVERTERS: Record<ProblemFormat, Converter> = {
     };
   },
   math: (value, index, fail) => {
+    if (Array.isArray(value.steps)) {
+      throw fail(
+        "has 'problem' and 'steps', as ProcessBench records do, not MATH's 'problem' and 'solution': use --format processbench (or auto)",
+      );
+    }
     const r = validate(mathSchema, value, fail);
+    if (r.answer === undefined && r.solution !== undefined && lastBoxed(r.solution) === undefined) {
+      throw fail(
+        `has no gold answer: no field 'answer', and field 'solution' has no \\boxed{...}, got ${
+          preview(r.solution)
+        }`,
+      );
+    }
     const gold = r.answer !== undefined ? String(r.answer) : lastBoxed(r.solution ?? "");
     const meta = compact({ level: r.level, subject: r.subject ?? r.type });
     return {

@@ -233,7 +233,25 @@ Deno.test("grade scores predictions by problem id", async () => {
       "--json",
     ]);
     assert.equal(r.code, 0, r.stderr);
-    assert.deepEqual(JSON.parse(r.stdout), { total: 3, correct: 2, ungraded: 0, accuracy: 2 / 3 });
+    assert.deepEqual(JSON.parse(r.stdout), {
+      total: 3,
+      correct: 2,
+      ungraded: 0,
+      missing: 0,
+      accuracy: 2 / 3,
+    });
+    // A byte-order mark is not JSON; a problem without a prediction is reported.
+    await Deno.writeTextFile(
+      `${dir}/pred.jsonl`,
+      "\uFEFF" + preds.slice(0, 2).map((p) => JSON.stringify(p)).join("\r\n"),
+    );
+    const bom = await cli([
+      ...["grade", "--problems", `${dir}/p.jsonl`, "--predictions", `${dir}/pred.jsonl`],
+      "--json",
+    ]);
+    assert.equal(bom.code, 0, bom.stderr);
+    assert.equal(JSON.parse(bom.stdout).missing, 1);
+    assert.match(bom.stderr, /warning: 1 of 3 problems have no prediction .*\(first: '2'\)/);
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
@@ -258,14 +276,40 @@ Deno.test("grade reads bare answers, refuses a repeated prediction, leaves gold-
     const prm = sharedDataPath("prm800k/phase1_test.jsonl");
     const bare = await grade(prm, [{ id: 0, prediction: "29" }, { id: 1, prediction: " 440\n" }]);
     assert.equal(bare.code, 0, bare.stderr);
-    assert.deepEqual(JSON.parse(bare.stdout), { total: 2, correct: 2, ungraded: 0, accuracy: 1 });
+    assert.deepEqual(JSON.parse(bare.stdout), {
+      total: 2,
+      correct: 2,
+      ungraded: 0,
+      missing: 104,
+      accuracy: 1,
+    });
     const math = `${dir}/math.jsonl`;
     await Deno.writeTextFile(
       math,
       JSON.stringify({ problem: "2+3?", answer: "5", unique_id: "u" }),
     );
     const m = await grade(math, [{ id: "u", prediction: "5" }]);
-    assert.deepEqual(JSON.parse(m.stdout), { total: 1, correct: 1, ungraded: 0, accuracy: 1 });
+    assert.deepEqual(JSON.parse(m.stdout), {
+      total: 1,
+      correct: 1,
+      ungraded: 0,
+      missing: 0,
+      accuracy: 1,
+    });
+    // A bare matrix is an answer (environment names are not words).
+    await Deno.writeTextFile(
+      math,
+      JSON.stringify({
+        problem: "v?",
+        answer: "\\begin{pmatrix} 1 \\\\ 2 \\end{pmatrix}",
+        unique_id: "u",
+      }),
+    );
+    const mx = await grade(math, [{
+      id: "u",
+      prediction: "$\\begin{pmatrix}1\\\\2\\end{pmatrix}$",
+    }]);
+    assert.equal(JSON.parse(mx.stdout).correct, 1, mx.stdout);
     const dup = await grade(prm, [
       { id: 0, prediction: "29" },
       { id: 1, prediction: "440" },
@@ -281,7 +325,13 @@ Deno.test("grade reads bare answers, refuses a repeated prediction, leaves gold-
     const preds = [0, 1, 2].map((i) => ({ id: `gsm8k-${i}`, prediction: "\\boxed{30}" }));
     const u = await grade(pb, preds);
     assert.equal(u.code, 0, u.stderr);
-    assert.deepEqual(JSON.parse(u.stdout), { total: 3, correct: 0, ungraded: 3, accuracy: null });
+    assert.deepEqual(JSON.parse(u.stdout), {
+      total: 3,
+      correct: 0,
+      ungraded: 3,
+      missing: 397,
+      accuracy: null,
+    });
     const t = await grade(pb, preds, false);
     assert.match(
       t.stdout,
@@ -585,6 +635,20 @@ Deno.test("flag values: negative numbers after a space, enums, budgets and synth
   assert.equal(neg.code, 0, neg.stderr);
   const negEq = await cli([...gen, "--seed=-1", "--json"]);
   assert.deepEqual(JSON.parse(neg.stdout).ids, JSON.parse(negEq.stdout).ids);
+  for (
+    const [more, message] of [
+      [
+        ["--strategy", "greedy", "--temperature", "0.5"],
+        /--temperature is not read by --strategy greedy/,
+      ],
+      [["--run-id", ""], /--run-id must not be empty/],
+      [["--strict"], /--strict is for a problems file, not for --problems synthetic:2/],
+    ] as [string[], RegExp][]
+  ) {
+    const r = await cli(["agent", "--problems", "synthetic:2", "--policy", POLICY, ...more]);
+    assert.equal(r.code, 2, `${more.join(" ")}: ${r.stderr}`);
+    assert.match(r.stderr, message);
+  }
   const temp = await cli([...gen, "--temperature", "-1"]);
   assert.equal(temp.code, 2);
   assert.match(temp.stderr, /--temperature must be a number >= 0: got '-1'/);

@@ -244,6 +244,12 @@ Deno.test("a run records the settings that take effect: a resume naming a defaul
         runAgent(ps.slice(0, 1), { ...base, temperature: 0.5 }),
         /config\.temperature is 1 in the store, 0\.5 now/,
       );
+      // The same file read as another format is other problems.
+      const asMath = ps.slice(0, 1).map((p) => ({ ...p, source: "math" as const }));
+      await assert.rejects(
+        runAgent(asMath, base),
+        /config\.format is "gsm8k" in the store, "math" now/,
+      );
     } finally {
       await store.close();
     }

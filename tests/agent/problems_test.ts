@@ -286,3 +286,43 @@ Deno.test("diagnoseProblemFile tells a wrong format and a cut-short JSON documen
     assert.equal(await diagnoseProblemFile(path), undefined);
   });
 });
+
+Deno.test("a compressed or UTF-16 problems file is refused, naming what it is", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "arborist-problems-" });
+  try {
+    const line = new TextEncoder().encode('{"question": "1+1?", "answer": "#### 2"}\n');
+    const gz = await new Response(
+      new Blob([line]).stream().pipeThrough(new CompressionStream("gzip")),
+    ).bytes();
+    await Deno.writeFile(join(dir, "p.jsonl.gz"), gz);
+    await assert.rejects(
+      loadProblems(join(dir, "p.jsonl.gz")),
+      /p\.jsonl\.gz: it is gzip-compressed: decompress it first/,
+    );
+    const utf16 = new Uint8Array([0xff, 0xfe, ...[...'{"q"'].flatMap((c) => [c.charCodeAt(0), 0])]);
+    await Deno.writeFile(join(dir, "p16.jsonl"), utf16);
+    await assert.rejects(loadProblems(join(dir, "p16.jsonl")), /it is UTF-16 text: convert it/);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("--format math refuses ProcessBench records and MATH records without a gold answer", async () => {
+  const { problems, errors } = await loadProblems(sharedDataPath("processbench/gsm8k.json"), {
+    format: "math",
+    limit: 3,
+  });
+  assert.equal(problems.length, 0);
+  assert.match(errors[0].message, /as ProcessBench records do.*use --format processbench/);
+  const text = [
+    JSON.stringify({ problem: "2+2?", solution: "It is 4.", unique_id: "a" }),
+    JSON.stringify({ problem: "2+3?", solution: "So \\boxed{5}.", unique_id: "b" }),
+    JSON.stringify({ problem: "open?", unique_id: "c" }), // no solution at all: ungraded
+  ].join("\n");
+  const set = parseProblemsText(text, { format: "math" });
+  assert.deepEqual(set.problems.map((p) => [p.id, p.gold]), [["b", "5"], ["c", undefined]]);
+  assert.match(
+    set.errors[0].message,
+    /no gold answer: no field 'answer', and field 'solution' has no \\boxed/,
+  );
+});
