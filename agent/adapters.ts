@@ -18,6 +18,12 @@ export interface PolicyStepsOptions {
   maxStepTokens?: number;
   /** Whether a step ends the solution (default: it states a final answer). */
   isFinal?: (step: string) => boolean;
+  /**
+   * A question whose prompt alone fills the policy's context: `"dead-end"` (default) gives no
+   * proposals, so a run or an evaluation counts the problem as unsolved and goes on; `"error"`
+   * throws the {@linkcode ContextLengthError} (a server answers 400 with the length and limit).
+   */
+  questionOverContext?: "dead-end" | "error";
 }
 
 /** The longest step a policy may write when no limit is given ({@linkcode PolicySteps}). */
@@ -41,6 +47,7 @@ export class PolicySteps implements StepPolicy {
   readonly #delim: string;
   readonly #max: number;
   readonly #final: (s: string) => boolean;
+  readonly #strictRoot: boolean;
 
   /**
    * @param policy The model.
@@ -52,6 +59,7 @@ export class PolicySteps implements StepPolicy {
     this.#delim = options.delimiter ?? "\n\n";
     this.#max = options.maxStepTokens ?? DEFAULT_MAX_STEP_TOKENS;
     this.#final = options.isFinal ?? ((s) => FINAL.test(s));
+    this.#strictRoot = options.questionOverContext === "error";
   }
 
   /** The prompt of the node after `steps`. */
@@ -63,7 +71,8 @@ export class PolicySteps implements StepPolicy {
    * {@inheritDoc StepPolicy.propose}
    *
    * A node whose prompt fills the policy's context gets no proposals (the search treats it as
-   * a dead end) instead of an error: a search must not fail because one path grew too long.
+   * a dead end) instead of an error: a search must not fail because one path grew too long. At
+   * the root (the question alone) that is an error with `questionOverContext: "error"`.
    */
   async propose(
     question: string,
@@ -81,8 +90,9 @@ export class PolicySteps implements StepPolicy {
         signal: options.signal,
       });
     } catch (e) {
-      if (e instanceof ContextLengthError) return [];
-      throw e;
+      if (!(e instanceof ContextLengthError)) throw e;
+      if (steps.length === 0 && this.#strictRoot) throw e; // the question alone does not fit
+      return [];
     }
     return gens.map((g) => {
       const text = g.text.endsWith(this.#delim) ? g.text.slice(0, -this.#delim.length) : g.text;

@@ -331,6 +331,17 @@ function labelKey(label: number): string {
   return String(Math.round(label * 1e6) / 1e6);
 }
 
+/**
+ * The key that tells an export line from another: 128 bits of its SHA-256 (a set of keys holds
+ * 22 characters per line, not the line). Exports drop a line whose key was seen.
+ *
+ * @param line One JSON line.
+ * @returns Its key.
+ */
+export function lineKey(line: string): string {
+  return createHash("sha256").update(line).digest("base64").slice(0, 22);
+}
+
 /** The lines of tagged records, less repeats (when deduplicating), with counts kept. */
 class LineMaker {
   readonly counts: Record<string, Record<string, number>> = {};
@@ -350,8 +361,7 @@ class LineMaker {
       options.onRecord?.();
       const line = JSON.stringify(t.record) + "\n";
       if (this.#seen) {
-        // 128 bits of the line's hash: the set holds 22 characters per line, not the line.
-        const key = createHash("sha256").update(line).digest("base64").slice(0, 22);
+        const key = lineKey(line);
         if (this.#seen.has(key)) {
           this.duplicates++;
           continue;

@@ -57,6 +57,61 @@ function registerModels(app: Hono, ctx: AppContext): void {
   });
 }
 
+/** Whether an OpenAI parameter's value leaves the result as if it were absent. */
+function inert(name: string, v: unknown, body: Record<string, unknown>): boolean {
+  if (v === undefined || v === null || v === false || v === 0 || v === "") return true;
+  if (Array.isArray(v)) return v.length === 0;
+  if (typeof v === "object") {
+    return Object.keys(v).length === 0 ||
+      (name === "response_format" && (v as { type?: unknown }).type === "text");
+  }
+  if (name === "top_p") return v === 1;
+  if (name === "best_of") return v === (body.n ?? 1);
+  if (name === "tool_choice") return v === "none" || v === "auto";
+  return false;
+}
+
+/**
+ * OpenAI parameters this server does not implement are refused (400) when they would change the
+ * result, rather than silently ignored: a client would otherwise get output it did not ask for.
+ */
+function refuseUnsupported(body: Record<string, unknown>, names: readonly string[]): void {
+  for (const name of names) {
+    if (!inert(name, body[name], body)) {
+      throw apiError(
+        400,
+        `${name}: not supported by this server, got ${
+          JSON.stringify(body[name]).slice(0, 80)
+        }; leave it out (or send its neutral value)`,
+      );
+    }
+  }
+}
+
+/** Chat parameters of OpenAI's API that arborist's search does not implement. */
+const CHAT_UNSUPPORTED = [
+  "frequency_penalty",
+  "presence_penalty",
+  "logit_bias",
+  "logprobs",
+  "top_logprobs",
+  "top_p",
+  "tools",
+  "functions",
+  "tool_choice",
+  "function_call",
+  "response_format",
+] as const;
+
+/** Completions parameters of OpenAI's API that this server does not implement. */
+const COMPLETIONS_UNSUPPORTED = [
+  "suffix",
+  "best_of",
+  "frequency_penalty",
+  "presence_penalty",
+  "logit_bias",
+] as const;
+
 // ---- POST /v1/chat/completions ----
 
 const contentPart = z.looseObject({ type: z.string(), text: z.string().optional() });
@@ -81,6 +136,11 @@ function buildChatSchema(limits: Limits) {
       CHAT_MAX_TOKENS_TEXT,
     ),
     seed: z.int().min(0).max(2 ** 31 - 1).nullish(),
+    stop: z.union([z.string().min(1).max(256), z.array(z.string().min(1).max(256)).max(4)], {
+      error: "a string or an array of up to 4 strings",
+    }).nullish().describe(
+      'The message ends before the first of these (finish_reason "stop"); the search is not cut by it.',
+    ),
     stream: z.boolean().nullish(),
     arborist: z.strictObject({
       strategy: z.enum(STRATEGIES as [Strategy, ...Strategy[]]).optional(),
@@ -160,6 +220,7 @@ function arboristOf(r: ReasonResult): Record<string, unknown> {
     answer: r.answer,
     score: r.score,
     complete: r.complete,
+    seed: r.seed,
     steps: r.steps,
     stats: r.stats,
   };
@@ -180,13 +241,21 @@ interface ChatMessageOut {
  * limit on the message: its tokens past the limit are cut (finish reason "length"); the search
  * itself reads it as a token budget. A remote policy gives no tokenizer: nothing is cut then.
  */
-function messageOf(r: ReasonResult, policy: ServerPolicy, maxTokens?: number): ChatMessageOut {
-  const finish = r.complete ? "stop" : "length";
+function messageOf(
+  r: ReasonResult,
+  policy: ServerPolicy,
+  o: { maxTokens?: number; stop?: string | string[] | null },
+): ChatMessageOut {
+  let text = r.text, finish: ChatMessageOut["finish"] = r.complete ? "stop" : "length";
+  // `stop`: the message ends before the first stop string (OpenAI leaves it out).
+  const cuts = [o.stop ?? []].flat().map((s) => text.indexOf(s)).filter((i) => i >= 0);
+  if (cuts.length > 0) [text, finish] = [text.slice(0, Math.min(...cuts)), "stop"];
+  const maxTokens = o.maxTokens;
   const tok = policy.tokenizer;
-  if (!tok) return { content: r.text, tokens: r.stats.tokens, finish };
-  const ids = tok.encode(r.text, { addSpecialTokens: false });
+  if (!tok) return { content: text, tokens: r.stats.tokens, finish };
+  const ids = tok.encode(text, { addSpecialTokens: false });
   if (maxTokens === undefined || ids.length <= maxTokens) {
-    return { content: r.text, tokens: ids.length, finish };
+    return { content: text, tokens: ids.length, finish };
   }
   // A cut inside a multi-byte character decodes to U+FFFD: leave that partial character out.
   const content = tok.decode(ids.slice(0, maxTokens)).replace(/\uFFFD+$/, "");
@@ -225,9 +294,15 @@ async function chatSearches(
   for (let i = 0; i < n; i++) {
     const ms = Math.max(0, end - performance.now()) / (n - i);
     const budget = { ...options.budget, ms: Number.isFinite(ms) ? ms : undefined };
-    const solve = { ...options, seed: (options.seed ?? 0) + i, budget };
+    const solve = { ...options, seed: options.seed! + i, budget };
     const s = await runSearch(question, { models: o.models, solve, ctx: o.ctx, rs: o.rs });
-    out.push(resultOf(`${o.id}-${i}`, s, { strategy: options.strategy, models: o.models }));
+    out.push(
+      resultOf(`${o.id}-${i}`, s, {
+        strategy: options.strategy,
+        models: o.models,
+        seed: solve.seed,
+      }),
+    );
   }
   return out;
 }
@@ -235,6 +310,7 @@ async function chatSearches(
 function registerChat(app: Hono, ctx: AppContext): void {
   app.post("/v1/chat/completions", async (c) => {
     const body = parseOr400(chatSchema(ctx.config.limits), await readJson(c));
+    refuseUnsupported(body, CHAT_UNSUPPORTED);
     const models = ctx.models.need();
     checkModel(body.model, models);
     const question = questionOf(body, ctx.config.limits);
@@ -249,7 +325,9 @@ function registerChat(app: Hono, ctx: AppContext): void {
         throw abortError(rs, ctx);
       });
       const results = await chatSearches(body, question, o);
-      const messages = results.map((r) => messageOf(r, models.policy, maxTokensOf(body)));
+      const messages = results.map((r) =>
+        messageOf(r, models.policy, { maxTokens: maxTokensOf(body), stop: body.stop })
+      );
       const completion = messages.reduce((s, m) => s + m.tokens, 0);
       const prompt = promptTokens(models.policy, question);
       return c.json({
@@ -309,7 +387,9 @@ function streamChat(
         });
       }
       const results = await chatSearches(body, question, o);
-      const messages = results.map((r) => messageOf(r, o.models.policy, maxTokensOf(body)));
+      const messages = results.map((r) =>
+        messageOf(r, o.models.policy, { maxTokens: maxTokensOf(body), stop: body.stop })
+      );
       for (const [index, r] of results.entries()) {
         for (const content of deltasOf(r.steps, messages[index].content)) {
           await send({ ...base, choices: [{ index, delta: { content }, finish_reason: null }] });
@@ -581,6 +661,7 @@ function checkTokenIds(prompts: readonly (string | number[])[], policy: ServerPo
 function registerCompletions(app: Hono, ctx: AppContext): void {
   app.post("/v1/completions", async (c) => {
     const body = parseOr400(completionsSchema(ctx.config.limits), await readJson(c));
+    refuseUnsupported(body, COMPLETIONS_UNSUPPORTED);
     const models = ctx.models.need();
     checkModel(body.model, models);
     if ((body.max_tokens ?? 16) === 0 && !body.echo) {

@@ -312,7 +312,7 @@ export const PAGE_HTML = `<!doctype html>
 <label>children (k)<input id="k" type="number" min="1" value="4"></label>
 <label>step tokens<input id="steptok" type="number" min="1" value="48"></label>
 <label>seconds<input id="seconds" type="number" min="1" placeholder="default"></label>
-<label>seed<input id="seed" type="number" min="0" placeholder="0"></label>
+<label>seed<input id="seed" type="number" min="0" placeholder="random"></label>
 <label>token<input id="token" type="password" placeholder="if required"></label>
 <button id="go" type="submit">Search</button><button id="stop" class="secondary" type="button" disabled>Stop</button>
 </div>

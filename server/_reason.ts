@@ -103,6 +103,8 @@ export interface ReasonResult {
   score: number | null;
   /** Whether the solution reached a final step. */
   complete: boolean;
+  /** The sampling seed used (the request's, else drawn at random): send it to repeat the run. */
+  seed: number;
   /** Spend. */
   stats: { nodes: number; tokens: number; seconds: number; simulations: number | null };
   /** The search tree (MCTS), when `include_tree` was set. */
@@ -132,8 +134,12 @@ export function solveOptionsOf(
     k: r.k,
     maxDepth: r.max_depth,
     temperature: r.temperature,
-    seed: r.seed ?? 0,
-    steps: { maxStepTokens: r.max_step_tokens },
+    // Without a seed each request samples anew (as OpenAI's API does); the result reports the
+    // seed it used, so a run can be repeated.
+    seed: r.seed ?? Math.floor(Math.random() * 2 ** 31),
+    // A question the policy cannot even start is the client's error (400 with the length and
+    // the limit), not an empty answer.
+    steps: { maxStepTokens: r.max_step_tokens, questionOverContext: "error" },
     budget: {
       simulations: r.budget?.simulations ?? (strategy === "mcts" ? 24 : undefined),
       tokens: r.budget?.max_tokens ?? limits.maxTokens,
@@ -209,7 +215,7 @@ export function statedAnswer(text: string): string | null {
 export function resultOf(
   id: string,
   s: Solved & { simulations: number | null },
-  o: { strategy: Strategy; models: LoadedModels; includeTree?: boolean },
+  o: { strategy: Strategy; models: LoadedModels; seed: number; includeTree?: boolean },
 ): ReasonResult {
   const text = s.steps.join("\n\n");
   const out: ReasonResult = {
@@ -223,6 +229,7 @@ export function resultOf(
     steps: s.steps.map((t, i) => ({ text: t, reward: finite(s.stepRewards[i] ?? NaN) })),
     score: finite(s.score),
     complete: s.complete,
+    seed: o.seed,
     stats: {
       nodes: s.tree?.length ?? s.candidates.length,
       tokens: s.tokens,
@@ -267,6 +274,7 @@ export function registerReason(app: Hono, ctx: AppContext): void {
       return c.json(resultOf(id, s, {
         strategy: options.strategy,
         models,
+        seed: options.seed!,
         includeTree: body.include_tree,
       }));
     } finally {
@@ -355,7 +363,12 @@ function streamReason(c: Context, a: StreamArgs): Response {
       flushScore();
       out.send(
         "result",
-        resultOf(id, s, { strategy: options.strategy, models, includeTree: body.include_tree }),
+        resultOf(id, s, {
+          strategy: options.strategy,
+          models,
+          seed: options.seed!,
+          includeTree: body.include_tree,
+        }),
       );
     } catch (e) {
       if (!stream.aborted) out.send("error", errorEventOf(e, rs, ctx));

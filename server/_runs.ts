@@ -8,6 +8,7 @@ import type { Hono } from "hono";
 import { stream } from "hono/streaming";
 import { z } from "zod";
 import {
+  lineKey,
   REWARD_FORMATS,
   type RewardSample,
   runRewardSamples,
@@ -25,7 +26,7 @@ const decimal = (min: number, max: number) =>
   z.string().regex(/^-?\d+$/, { error: "must be a plain decimal integer" })
     .transform((v) => Number(v)).pipe(z.int().min(min).max(max));
 
-const page = z.object({
+const page = z.strictObject({
   limit: decimal(1, 1000).optional(),
   offset: decimal(0, Number.MAX_SAFE_INTEGER).optional(),
 });
@@ -81,10 +82,22 @@ async function sampleLines(
   } catch (e) {
     throw apiError(400, (e as Error).message);
   }
+  // Repeated lines are dropped, as `deno task export` drops them (the same sample drawn from a
+  // tree and from its HNC tree, or twice in one format).
+  const seen = new Set<string>();
+  const once = (s: RewardSample): string | undefined => {
+    const line = JSON.stringify(fmt(s)) + "\n", key = lineKey(line);
+    if (seen.has(key)) return undefined;
+    seen.add(key);
+    return line;
+  };
   return (async function* () {
     if (first.done) return;
-    yield JSON.stringify(fmt(first.value)) + "\n";
-    for await (const s of it) yield JSON.stringify(fmt(s)) + "\n";
+    yield once(first.value)!;
+    for await (const s of it) {
+      const line = once(s);
+      if (line !== undefined) yield line;
+    }
   })();
 }
 
@@ -164,7 +177,7 @@ export function registerRuns(app: Hono, ctx: AppContext): void {
       );
     }
     const q = parseOr400(
-      z.object({ run: z.string().min(1).optional(), format: z.enum(FORMATS).default("raw") }),
+      z.strictObject({ run: z.string().min(1).optional(), format: z.enum(FORMATS).default("raw") }),
       c.req.query(),
     );
     if (!SAMPLE_KINDS.includes(kind) && q.format !== "raw") {

@@ -305,3 +305,90 @@ Deno.test("runs, trees and exports come from the store", async () => {
     await store.close();
   }
 });
+
+Deno.test("chat applies stop, refuses OpenAI parameters it does not implement, and reports its seed", async () => {
+  const a = app();
+  const chat = (extra: Record<string, unknown>) =>
+    a.request(
+      "/v1/chat/completions",
+      post({ messages: [{ role: "user", content: "What is 6 * 7?" }], ...extra }),
+    );
+  const whole = await (await chat({ seed: 3 })).json();
+  const content: string = whole.choices[0].message.content;
+  assert.match(content, /step 2\.0/);
+  assert.equal(whole.choices[0].arborist.seed, 3);
+  const cut = await (await chat({ seed: 3, stop: ["2.0", "zzz"] })).json();
+  assert.equal(cut.choices[0].message.content, content.slice(0, content.indexOf("2.0")));
+  assert.equal(cut.choices[0].finish_reason, "stop");
+  for (
+    const [extra, name] of [
+      [{ frequency_penalty: 0.5 }, "frequency_penalty"],
+      [{ logit_bias: { "5": 10 } }, "logit_bias"],
+      [{ tools: [{ type: "function", function: { name: "f" } }] }, "tools"],
+      [{ response_format: { type: "json_object" } }, "response_format"],
+    ] as [Record<string, unknown>, string][]
+  ) {
+    const r = await chat(extra);
+    assert.equal(r.status, 400, name);
+    assert.match(
+      (await r.json()).error.message,
+      new RegExp(`^${name}: not supported by this server`),
+    );
+  }
+  // Neutral values are accepted, as OpenAI clients send them.
+  const neutral = await chat({
+    frequency_penalty: 0,
+    presence_penalty: 0,
+    top_p: 1,
+    logit_bias: {},
+  });
+  assert.equal(neutral.status, 200);
+  // Without a seed each request draws one, and says which.
+  const seeds = await Promise.all(
+    [1, 2, 3].map(async () => (await (await chat({})).json()).arborist.seed),
+  );
+  assert.ok(seeds.every(Number.isInteger));
+  assert.ok(new Set(seeds).size > 1, `seeds ${seeds}`);
+  const r = await a.request(
+    "/v1/completions",
+    post({ model: "scripted-policy", prompt: "x", suffix: "y" }),
+  );
+  assert.equal(r.status, 400);
+  assert.match((await r.json()).error.message, /^suffix: not supported/);
+});
+
+Deno.test("exports drop repeated lines as the CLI does; unknown query parameters are 400", async () => {
+  const { populate } = await import("../self_train/_store.ts");
+  const { exportCommand } = await import("../../self_train/mod.ts");
+  const dir = await Deno.makeTempDir();
+  try {
+    const db = `${dir}/runs.db`;
+    const store = await openStore(db);
+    try {
+      await populate(store);
+      const a = createApp({ policy: new ScriptedPolicy(), store });
+      for (const kind of ["prm", "hrm", "hnc"]) {
+        const r = await a.request(`/v1/exports/${kind}?run=r1&format=trl`);
+        assert.equal(r.status, 200);
+        const lines = (await r.text()).trim().split("\n");
+        assert.equal(new Set(lines).size, lines.length, `${kind}: no line twice`);
+        const quiet = { print: () => {}, warn: () => {}, progressTo: () => {} };
+        await exportCommand(
+          { run: "r1", db, kind, format: "trl", out: `${dir}/${kind}` },
+          quiet,
+        );
+        const file = (await Deno.readTextFile(`${dir}/${kind}/data.jsonl`)).trim().split("\n");
+        assert.deepEqual(lines, file, `${kind}: the same lines as deno task export`);
+      }
+      for (const url of ["/v1/exports/orm?run=r1&fromat=trl", "/v1/runs?limt=1"]) {
+        const r = await a.request(url);
+        assert.equal(r.status, 400, url);
+        assert.match((await r.json()).error.message, /fromat|limt/);
+      }
+    } finally {
+      await store.close();
+    }
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});

@@ -22,6 +22,24 @@ Deno.test("inputs longer than the models' context get a 400 with the length and 
     );
     assert.equal(c.status, 400);
     assert.match((await c.json()).error.message, /more than the model's context of 512/);
+    // A question the policy cannot even start: 400, not an empty answer (reason, stream, chat).
+    const question = long;
+    for (
+      const body of [{ question, strategy: "greedy" }, { question, budget: { simulations: 2 } }]
+    ) {
+      const r = await fetch(`${s.url}/v1/reason`, post(body));
+      assert.equal(r.status, 400, JSON.stringify(body).slice(0, 60));
+      assert.match(
+        (await r.json()).error.message,
+        /the prompt is \d+ tokens, more than the model's context of 512/,
+      );
+    }
+    const chat = await fetch(
+      `${s.url}/v1/chat/completions`,
+      post({ messages: [{ role: "user", content: long }], arborist: { simulations: 2 } }),
+    );
+    assert.equal(chat.status, 400);
+    assert.match((await chat.json()).error.message, /context of 512/);
   } finally {
     await s.close();
     await models.close();

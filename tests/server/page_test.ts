@@ -72,6 +72,7 @@ Deno.test({
       await page.fill("#sims", "10");
       await page.fill("#k", "3");
       await page.fill("#steptok", "12");
+      await page.fill("#seed", "0"); // a search that grows for a while (no seed: a random one)
       await page.fill("#token", "page-token");
       // Nodes appear while the search runs, before the answer: the page itself records the most
       // nodes it showed while the result had not come (a poll from here could come too late).
