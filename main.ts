@@ -70,7 +70,8 @@ class UsageError extends Error {
 
 type Options = NonNullable<ParseArgsConfig["options"]>;
 
-interface Command {
+/** One CLI command. */
+export interface Command {
   summary: string;
   usage: string;
   options: Options;
@@ -83,7 +84,8 @@ const COMMON: Options = {
   json: { type: "boolean" },
 };
 
-const COMMANDS: Record<string, Command> = {
+/** The CLI's commands: usage line, flags, and what each runs (exported for the help test). */
+export const COMMANDS: Record<string, Command> = {
   generate: {
     summary: "sample a continuation of a prompt with an ONNX policy",
     usage:
@@ -105,7 +107,7 @@ const COMMANDS: Record<string, Command> = {
   "score-steps": {
     summary: "score each step of a solution with a reward model",
     usage:
-      "score-steps --reward DIR [--head token-classification|lm-tokens|sequence-classification] [--format qwen-prm|math-shepherd|paper] [--step-tag T] [--label-tokens +,-] [--step-token T] [--system-prompt TEXT] [--dtype D] --question TEXT --steps-file FILE [--json]",
+      "score-steps --reward DIR [--head token-classification|lm-tokens|sequence-classification] [--format qwen-prm|math-shepherd|paper] [--step-tag T] [--label-tokens +,-] [--step-token T] [--system-prompt TEXT] [--dtype D] --question TEXT --steps-file FILE [--threads N] [--json]",
     options: {
       reward: { type: "string" },
       head: { type: "string" },
@@ -124,7 +126,7 @@ const COMMANDS: Record<string, Command> = {
   agent: {
     summary: "solve a problem set with reward-guided search, store every tree, grade the answers",
     usage:
-      "agent [--problems FILE|synthetic:N] [--format gsm8k|math|processbench|prm800k|auto] [--strategy mcts|greedy|best-of-n|step-greedy|beam|annotate] [--n N] [--k K] [--c-puct C] [--choose step|mean|visits|reward] [--max-depth D] [--full-depth D] [--simulations S] [--max-tokens T] [--seconds S] [--aggregation min|last|product|mean] [--temperature T] [--max-step-tokens T] [--limit N] [--strict] [--policy DIR|URL] [--reward DIR|URL] [--orm DIR|URL] [--head H] [--format-reward F] [--db URL] [--run-id ID] [--shard i/n] [--concurrency N] [--seed S] [--threads N] [--json]\n  --temperature: sampling temperature of the proposed steps (default 1; the bundled default run and eval use 0.7)\n  --max-step-tokens: the longest step the policy may write (default 160; the bundled models were trained on steps of at most 48)\n  --strategy annotate: the paper's annotation tree of each problem, for reward-model data ('deno task export --run ID --kind prm|hrm|hnc'): every node down to --full-depth (default " +
+      "agent [--problems FILE|synthetic:N] [--format gsm8k|math|processbench|prm800k|auto] [--strategy mcts|greedy|best-of-n|step-greedy|beam|annotate] [--n N] [--k K] [--c-puct C] [--choose step|mean|visits|reward] [--max-depth D] [--full-depth D] [--simulations S] [--max-tokens T] [--seconds S] [--aggregation min|last|product|mean] [--temperature T] [--max-step-tokens T] [--limit N] [--strict] [--policy DIR|URL] [--reward DIR|URL] [--orm DIR|URL] [--head H] [--format-reward F] [--db URL] [--auth-token T] [--run-id ID] [--shard i/n] [--concurrency N] [--seed S] [--threads N] [--api-key K] [--json]\n  --temperature: sampling temperature of the proposed steps (default 1; the bundled default run and eval use 0.7)\n  --max-step-tokens: the longest step the policy may write (default 160; the bundled models were trained on steps of at most 48)\n  --strategy annotate: the paper's annotation tree of each problem, for reward-model data ('deno task export --run ID --kind prm|hrm|hnc'): every node down to --full-depth (default " +
       ANNOTATE_FULL_DEPTH + ") gets --k children (default " + ANNOTATE_K +
       "), one sampled rollout per branch below it, to --max-depth; leaves graded against the gold answer (every problem needs one), nodes labelled with Monte-Carlo scores; --reward optional (records step scores); temperature default 0.1 (the paper's reference code); accuracy = majority vote over each tree's answers\n  a resumed run (same --run-id) must keep its settings: a changed one is an error that names it",
     options: {
@@ -164,7 +166,7 @@ const COMMANDS: Record<string, Command> = {
   eval: {
     summary: "Best-of-N accuracy against N for ORM/PRM/HRM scorers: markdown table and SVG plot",
     usage:
-      "eval [--problems FILE|synthetic:N --policy DIR|URL] [--format F] [--orm DIR|URL] [--prm DIR|URL] [--hrm DIR|URL] [--ns 2,4,8,16] [--strategies greedy,best-of-n,step-greedy] [--paper] [--aggregation min|last|product|mean] [--max-depth D] [--max-step-tokens T] [--temperature T] [--limit N] [--seed S] [--out DIR] [--shard i/n] [--report-only] [--fresh] [--threads N] [--json]\n  --max-step-tokens: the longest step the policy may write (default 160)\n  --report-only: the table of the problems already in --out's journal, nothing run (a partial result of a long evaluation)\n  --paper: the ORM ranks whole solutions (best-of-n), PRM and HRM run step-greedy, as in the paper's table\n  --shard i/n: this process takes problems with index % n == i; shards share --out's journal, so run them side by side and then once without --shard for the whole table\n  with neither --problems nor --policy: the bundled reproduction (500 held-out synthetic problems, N = 2..64, --paper, temperature 0.7, steps of at most 48 tokens as in the annotation trees, greedy reference; resumable in .tmp/eval)",
+      "eval [--problems FILE|synthetic:N --policy DIR|URL] [--format F] [--strict] [--orm DIR|URL] [--prm DIR|URL] [--hrm DIR|URL] [--ns 2,4,8,16] [--strategies greedy,best-of-n,step-greedy] [--paper] [--aggregation min|last|product|mean] [--max-depth D] [--max-step-tokens T] [--temperature T] [--limit N] [--seed S] [--out DIR] [--shard i/n] [--report-only] [--fresh] [--threads N] [--api-key K] [--json]\n  --max-step-tokens: the longest step the policy may write (default 160)\n  --report-only: the table of the problems already in --out's journal, nothing run (a partial result of a long evaluation)\n  --paper: the ORM ranks whole solutions (best-of-n), PRM and HRM run step-greedy, as in the paper's table\n  --shard i/n: this process takes problems with index % n == i; shards share --out's journal, so run them side by side and then once without --shard for the whole table\n  with neither --problems nor --policy: the bundled reproduction (500 held-out synthetic problems, N = 2..64, --paper, temperature 0.7, steps of at most 48 tokens as in the annotation trees, greedy reference; resumable in .tmp/eval)",
     options: {
       problems: { type: "string" },
       format: { type: "string" },

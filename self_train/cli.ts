@@ -70,7 +70,7 @@ export type CommandOptions = NonNullable<ParseArgsConfig["options"]>;
 
 /** Usage line of `export`. */
 export const EXPORT_USAGE =
-  "export (--run ID [--db URL] | --prm800k FILE [--strict]) --kind prm|hrm|hnc|orm|sft --format trl|openrlhf|paper|sft --out DIR [--seed S] [--labels hard|soft] [--placeholder TOK] [--policy DIR|URL] [--dtype D] [--top-k K] [--min-mc M] [--min-reward T] [--threads N] [--api-key KEY] [--json]";
+  "export (--run ID [--db URL] [--auth-token T] | --prm800k FILE [--strict]) --kind prm|hrm|hnc|orm|sft --format trl|openrlhf|paper|sft --out DIR [--seed S] [--labels hard|soft] [--placeholder TOK] [--policy DIR|URL] [--dtype D] [--top-k K] [--min-mc M] [--min-reward T] [--threads N] [--api-key KEY] [--json]";
 
 /** The flags of `export`, for `node:util` `parseArgs`. */
 export const EXPORT_OPTIONS: CommandOptions = {
@@ -97,7 +97,7 @@ export const EXPORT_OPTIONS: CommandOptions = {
 
 /** Usage line of `eval-processbench`. */
 export const EVAL_PROCESSBENCH_USAGE =
-  "eval-processbench --reward DIR|URL --data FILE [--threshold T] [--limit N] [--head H] [--format F] [--threads N] [--api-key KEY] [--json]";
+  "eval-processbench --reward DIR|URL --data FILE [--threshold T] [--limit N] [--head H] [--format F] [--dtype D] [--threads N] [--api-key KEY] [--json]";
 
 /** The flags of `eval-processbench`, for `node:util` `parseArgs`. */
 export const EVAL_PROCESSBENCH_OPTIONS: CommandOptions = {

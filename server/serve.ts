@@ -25,6 +25,7 @@ export const SERVE_OPTIONS = {
   policy: { type: "string" },
   reward: { type: "string" },
   db: { type: "string" },
+  "auth-token": { type: "string" },
   token: { type: "string" },
   cors: { type: "string" },
   "max-queue": { type: "string" },
@@ -39,7 +40,7 @@ export const SERVE_OPTIONS = {
 
 /** One line of usage for `serve`. */
 export const SERVE_USAGE =
-  "serve [--policy DIR|URL (default: the bundled models/policy)] [--reward DIR|URL (default with it: models/hrm)] [--port 8787] [--host 127.0.0.1] [--db data/arborist.db] [--token T (or env ARBORIST_TOKEN)] [--cors ORIGIN] [--max-queue 32] [--max-concurrency 2] [--timeout-seconds 300] [--shutdown-seconds 10] [--threads N] [--kv-cache-mib 128] [--api-key K] [--cached-only]";
+  "serve [--policy DIR|URL (default: the bundled models/policy)] [--reward DIR|URL (default with it: models/hrm)] [--port 8787] [--host 127.0.0.1] [--db data/arborist.db] [--auth-token T (the database's, for a libsql server; or env LIBSQL_AUTH_TOKEN)] [--token T (or env ARBORIST_TOKEN)] [--cors ORIGIN] [--max-queue 32] [--max-concurrency 2] [--timeout-seconds 300] [--shutdown-seconds 10] [--threads N] [--kv-cache-mib 128] [--api-key K] [--cached-only]";
 
 const int = (min: number, max: number) => z.coerce.number().pipe(z.int().min(min).max(max));
 
@@ -49,6 +50,7 @@ const flagsSchema = z.looseObject({
   policy: z.string().min(1).optional(),
   reward: z.string().min(1).optional(),
   db: z.string().min(1).default("data/arborist.db"),
+  "auth-token": z.string().min(1).optional(),
   token: z.string().min(1).optional(),
   cors: z.string().min(1).optional(),
   "max-queue": int(0, 100_000).optional(),
@@ -190,7 +192,9 @@ export async function serveCommand(values: Record<string, unknown>): Promise<voi
   }
   let store: Awaited<ReturnType<typeof openStore>>;
   try {
-    store = await openStore(f.db);
+    store = await openStore(f.db, {
+      authToken: f["auth-token"] ?? Deno.env.get("LIBSQL_AUTH_TOKEN") ?? undefined,
+    });
   } catch (e) {
     await server.shutdown();
     throw e;

@@ -778,3 +778,16 @@ Deno.test("agent --strategy annotate makes a run that export turns into hnc data
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("every command's --help names every flag it takes", async () => {
+  const { COMMANDS } = await import("../main.ts");
+  for (const [name, command] of Object.entries(COMMANDS)) {
+    for (const flag of Object.keys(command.options)) {
+      if (flag === "help" || flag === "json" && command.usage.includes("--json")) continue;
+      assert.ok(
+        command.usage.includes(`--${flag}`),
+        `${name} --help does not name --${flag}: ${command.usage.slice(0, 80)}...`,
+      );
+    }
+  }
+});
