@@ -19,20 +19,45 @@ const sampleSchema = z.looseObject({
 export type ProcessBenchSample = z.infer<typeof sampleSchema>;
 
 /**
- * Read a ProcessBench JSON file: an array of `{id, generator, problem, steps[],
+ * Read a ProcessBench file: a JSON array (as the benchmark ships) or JSON Lines (as the
+ * Hugging Face datasets library exports it) of `{id, generator, problem, steps[],
  * final_answer_correct, label}` where `label` is the index of the first wrong step, -1 when
  * every step is right.
  *
  * @param path The file.
  * @returns The samples.
- * @throws {Error} Naming the file and the first bad field (`file: [i].field ...`).
+ * @throws {Error} Naming the file and the first bad field (`file: [i].field ...`), or for JSON
+ *   Lines the line that is not JSON (`file:line`).
  */
 export async function readProcessBench(path: string): Promise<ProcessBenchSample[]> {
-  let value: unknown;
+  let text: string;
   try {
-    value = JSON.parse(await Deno.readTextFile(path));
+    text = (await Deno.readTextFile(path)).replace(/^\uFEFF/, "");
   } catch (e) {
     throw new Error(`Cannot read ProcessBench file ${path}: ${(e as Error).message}`, { cause: e });
+  }
+  let value: unknown;
+  if (text.trimStart().startsWith("[")) {
+    try {
+      value = JSON.parse(text);
+    } catch (e) {
+      throw new Error(`Cannot read ProcessBench file ${path}: ${(e as Error).message}`, {
+        cause: e,
+      });
+    }
+  } else {
+    value = text.split("\n").flatMap((line, i) => {
+      if (line.trim() === "") return [];
+      try {
+        return [JSON.parse(line)];
+      } catch (e) {
+        throw new Error(
+          `Cannot read ProcessBench file ${path}:${i + 1}: not valid JSON (${
+            (e as Error).message
+          }); expected a JSON array or one record per line`,
+        );
+      }
+    });
   }
   const r = z.array(sampleSchema).safeParse(value);
   if (!r.success) {

@@ -75,6 +75,15 @@ Deno.test("readProcessBench() reads gsm8k.json and names a bad field", async () 
       readProcessBench(`${dir}/far.json`),
       /\[0\]\.label must be -1 or a step index below 1: got 3/,
     );
+    // JSON Lines (the datasets library's export) read the same as the array.
+    const first = all.slice(0, 3);
+    await Deno.writeTextFile(
+      `${dir}/pb.jsonl`,
+      "\uFEFF" + first.map((r) => JSON.stringify(r)).join("\n") + "\n\n",
+    );
+    assert.deepEqual(await readProcessBench(`${dir}/pb.jsonl`), first);
+    await Deno.writeTextFile(`${dir}/cut.jsonl`, JSON.stringify(first[0]) + '\n{"id": ');
+    await assert.rejects(readProcessBench(`${dir}/cut.jsonl`), /cut\.jsonl:2: not valid JSON/);
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
