@@ -63,22 +63,38 @@ interface Results {
   server?: ServerBenchResult;
 }
 
+/** The usage line of `deno task bench`. */
+export const BENCH_USAGE = `deno task bench [--quick] [--only ${
+  SECTIONS.join("|")
+}]... [--out FILE]`;
+
+/** A bad flag: one line and exit code 2, like the CLI's. */
+export class BenchUsageError extends Error {
+  override name = "BenchUsageError";
+}
+
 function parse(args: string[]): { quick: boolean; only: Section[]; out?: string } {
-  const { values } = parseArgs({
-    args,
-    options: {
-      quick: { type: "boolean", default: false },
-      only: { type: "string", multiple: true },
-      out: { type: "string" },
-    },
-  });
+  let values;
+  try {
+    ({ values } = parseArgs({
+      args,
+      options: {
+        quick: { type: "boolean", default: false },
+        only: { type: "string", multiple: true },
+        out: { type: "string" },
+      },
+    }));
+  } catch (e) {
+    throw new BenchUsageError(`${(e as Error).message}; usage: ${BENCH_USAGE}`);
+  }
   const only = (values.only ?? []).flatMap((s) => s.split(","));
+  if (values.only !== undefined && only.filter(Boolean).length === 0) {
+    throw new BenchUsageError(`--only needs a section: one of ${SECTIONS.join(", ")}`);
+  }
   for (const s of only) {
     if (!(SECTIONS as readonly string[]).includes(s)) {
-      throw new RangeError(
-        `Cannot run the benchmarks as '--only' must be one of ${
-          SECTIONS.join("|")
-        }: current value is ${s}`,
+      throw new BenchUsageError(
+        `--only must name sections among ${SECTIONS.join(", ")}: got '${s}'`,
       );
     }
   }
@@ -421,5 +437,17 @@ export async function runBenchmarks(args: string[]): Promise<string> {
 }
 
 if (import.meta.main) {
-  console.log(await runBenchmarks(Deno.args));
+  if (Deno.args.includes("--help") || Deno.args.includes("-h")) {
+    console.log(
+      `${BENCH_USAGE}\n  results and the machine go to stdout (and FILE); see BENCHMARKS.md`,
+    );
+    Deno.exit(0);
+  }
+  try {
+    console.log(await runBenchmarks(Deno.args));
+  } catch (e) {
+    if (!(e instanceof BenchUsageError)) throw e;
+    console.error(`bench: ${e.message}`);
+    Deno.exit(2);
+  }
 }

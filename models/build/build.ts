@@ -22,15 +22,21 @@
  * checkpoints, so an interrupted build continues where it stopped: run it again.
  *
  * Usage: deno run -A models/build/build.ts [--work .build] [--out models] [--policy-steps 1200]
- *   [--policy-schedule 3600] [--policy-minutes M] [--tree-problems N] [--tree-simulations N] [--reward-steps N]
+ *   [--policy-schedule 3600] [--policy-minutes M] [--tree-problems N] [--tree-k 4] [--tree-full-depth 2]
+ *   [--tree-temperature 0.7] [--tree-simulations N] [--reward-steps N]
  *   [--plain-rewards] [--backbone-steps N] [--backbone-steps2 N] [--reward-extra-layers N] [--reward-dense]
- *   [--hrm-data hnc|hrm] [--sft-steps N] [--greedy-problems N] [--threads N] [--device cpu|cuda]
+ *   [--hrm-data hnc|hrm] [--sft-steps N] [--greedy-problems N] [--threads N] [--device cpu|cuda[:N]]
+ *
+ * Paths are relative to the working directory. Flags are checked before any stage runs (a bad
+ * one: one line, exit 2). The reward models train under WORK and replace OUT's only when
+ * finished, so an interrupted build never leaves OUT without them.
  *
  * --device cuda trains the policy, the reward backbone, the reward models and the self-trained
  * policies on a GPU where one is lent; nothing in the product needs one.
  *
  * @module
  */
+import { resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { fileURLToPath } from "node:url";
 import {
@@ -46,41 +52,88 @@ import { annotate } from "../../mcts/mod.ts";
 import { openStore } from "../../store/mod.ts";
 
 const ROOT = fileURLToPath(new URL("../../", import.meta.url));
-const { values: a } = parseArgs({
-  options: {
-    work: { type: "string", default: ".build" },
-    out: { type: "string", default: "models" },
-    "policy-steps": { type: "string", default: "1200" },
-    "policy-schedule": { type: "string", default: "3600" },
-    "policy-minutes": { type: "string", default: "0" },
-    "tree-problems": { type: "string", default: "500" },
-    "tree-k": { type: "string", default: "4" },
-    "tree-full-depth": { type: "string", default: "2" },
-    "tree-temperature": { type: "string", default: "0.7" },
-    "tree-simulations": { type: "string", default: "150" },
-    "reward-steps": { type: "string", default: "600" },
-    // The first recipe of the reward models (every weight of the policy fine-tuned on the
-    // labels, no backbone, no likelihood features): models/README.md says why it was replaced.
-    "plain-rewards": { type: "boolean", default: false },
-    "backbone-steps": { type: "string", default: "2000" },
-    "backbone-steps2": { type: "string", default: "3000" },
-    // Experiments on the reward models (off by default; models/README.md has what each measured).
-    "reward-extra-layers": { type: "string", default: "0" },
-    "reward-dense": { type: "boolean", default: false },
-    "hrm-data": { type: "string", default: "hnc" },
-    "sft-steps": { type: "string", default: "300" },
-    "greedy-problems": { type: "string", default: "500" },
-    threads: { type: "string", default: "2" },
-    device: { type: "string", default: "cpu" },
-  },
-});
-const work = `${ROOT}${a.work}`, out = `${ROOT}${a.out}`;
+const OPTIONS = {
+  work: { type: "string", default: ".build" },
+  out: { type: "string", default: "models" },
+  "policy-steps": { type: "string", default: "1200" },
+  "policy-schedule": { type: "string", default: "3600" },
+  "policy-minutes": { type: "string", default: "0" },
+  "tree-problems": { type: "string", default: "500" },
+  "tree-k": { type: "string", default: "4" },
+  "tree-full-depth": { type: "string", default: "2" },
+  "tree-temperature": { type: "string", default: "0.7" },
+  "tree-simulations": { type: "string", default: "150" },
+  "reward-steps": { type: "string", default: "600" },
+  // The first recipe of the reward models (every weight of the policy fine-tuned on the
+  // labels, no backbone, no likelihood features): models/README.md says why it was replaced.
+  "plain-rewards": { type: "boolean", default: false },
+  "backbone-steps": { type: "string", default: "2000" },
+  "backbone-steps2": { type: "string", default: "3000" },
+  // Experiments on the reward models (off by default; models/README.md has what each measured).
+  "reward-extra-layers": { type: "string", default: "0" },
+  "reward-dense": { type: "boolean", default: false },
+  "hrm-data": { type: "string", default: "hnc" },
+  "sft-steps": { type: "string", default: "300" },
+  "greedy-problems": { type: "string", default: "500" },
+  threads: { type: "string", default: "2" },
+  device: { type: "string", default: "cpu" },
+} as const;
+const USAGE = "deno run -A models/build/build.ts [flags] (see the header of models/build/build.ts)";
+if (Deno.args.includes("--help") || Deno.args.includes("-h")) {
+  const text = await Deno.readTextFile(fileURLToPath(import.meta.url));
+  const header = text.slice(text.indexOf("/**"), text.indexOf("@module"));
+  console.log(header.replace(/^\/\*\*\n| \* ?|\*\/$/gm, "").trimEnd());
+  Deno.exit(0);
+}
+/** A bad flag: one line on stderr, exit 2, before any stage runs. */
+function usageError(message: string): never {
+  console.error(`build: ${message}; usage: ${USAGE}`);
+  Deno.exit(2);
+}
+const parsed = (() => {
+  try {
+    return parseArgs({ options: OPTIONS });
+  } catch (e) {
+    return usageError((e as Error).message);
+  }
+})();
+const a = parsed.values;
+// Every numeric flag is checked now, not when the stage that reads it comes hours later.
+for (
+  const [flag, min, integer] of [
+    ["policy-steps", 1, true],
+    ["policy-schedule", 1, true],
+    ["policy-minutes", 0, false],
+    ["tree-problems", 1, true],
+    ["tree-k", 1, true],
+    ["tree-full-depth", 0, true],
+    ["tree-temperature", 0, false],
+    ["tree-simulations", 1, true],
+    ["reward-steps", 1, true],
+    ["backbone-steps", 1, true],
+    ["backbone-steps2", 1, true],
+    ["reward-extra-layers", 0, true],
+    ["sft-steps", 1, true],
+    ["greedy-problems", 1, true],
+    ["threads", 1, true],
+  ] as [keyof typeof a, number, boolean][]
+) {
+  const raw = String(a[flag]), x = Number(raw);
+  if (raw.trim() === "" || !Number.isFinite(x) || x < min || (integer && !Number.isInteger(x))) {
+    usageError(`--${flag} must be ${integer ? "an integer" : "a number"} >= ${min}: got '${raw}'`);
+  }
+}
+if (!/^(cpu|cuda(:\d+)?)$/.test(a.device!)) {
+  usageError(`--device must be cpu, cuda or cuda:N: got '${a.device}'`);
+}
+if (a["hrm-data"] !== "hnc" && a["hrm-data"] !== "hrm") {
+  usageError(`--hrm-data must be hnc or hrm: got '${a["hrm-data"]}'`);
+}
+
+const work = resolve(a.work!), out = resolve(a.out!);
 // The HRM's data: "hnc" (default, the paper's recipe: PRM samples, merged-step samples, and the same
 // from HNC-compressed trees) or "hrm" (without HNC; models/README.md has what each measured).
 const hrmData = a["hrm-data"]!;
-if (hrmData !== "hnc" && hrmData !== "hrm") {
-  throw new Error(`--hrm-data: expected hnc or hrm, got '${hrmData}'`);
-}
 await Deno.mkdir(work, { recursive: true });
 const timings: [string, number, string][] = [];
 
@@ -344,8 +397,12 @@ await Promise.all(
           (r.steps ?? 0) >= Number(a["reward-steps"]);
       },
       async () => {
+        // Trained under WORK (its checkpoint too) and copied to OUT only when finished: an
+        // interrupted or failed build leaves OUT's models as they were. A checkpoint of another
+        // recipe is not continued.
+        const dir = `${work}/reward-${name}`;
         if (!sameRecipe(name, await rewardRecord(name))) {
-          await Deno.remove(`${out}/${name}`, { recursive: true }).catch(() => {});
+          await Deno.remove(dir, { recursive: true }).catch(() => {});
         }
         await sh([
           "/usr/bin/python3",
@@ -362,7 +419,7 @@ await Promise.all(
           "sequence-classification",
           ...loss,
           "--out",
-          `${out}/${name}`,
+          dir,
           "--steps",
           a["reward-steps"]!,
           "--batch",
@@ -381,6 +438,7 @@ await Promise.all(
           "--device",
           a.device!,
         ]);
+        await copyModel(dir, `${out}/${name}`);
         await Deno.writeTextFile(
           `${work}/reward-${name}.json`,
           JSON.stringify({ steps: Number(a["reward-steps"]), recipe: recipeOf(name) }) + "\n",
@@ -396,7 +454,10 @@ const BETAS = ["0", "0.1"];
 await Promise.all(BETAS.map((beta) =>
   stage(
     `self-train beta=${beta}`,
-    () => exists(`${work}/selftrain-${beta}/model.onnx`),
+    // Not needed when OUT already holds the self-training's result (the stage below reads these).
+    async () =>
+      await exists(`${work}/selftrain-${beta}/model.onnx`) ||
+      await exists(`${out}/selftrain.json`),
     () =>
       sh([
         "/usr/bin/python3",
