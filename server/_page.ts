@@ -201,7 +201,7 @@ async function run(ev) {
   const num = (id) => { const v = $(id).value.trim(); return v === "" ? undefined : Number(v); };
   if (num("sims") !== undefined) body.budget.simulations = num("sims");
   if (num("seconds") !== undefined) body.budget.seconds = num("seconds");
-  if (num("k") !== undefined) body.k = num("k");
+  if (num("k") !== undefined && ["mcts", "beam"].includes(body.strategy)) body.k = num("k");
   if (num("steptok") !== undefined) body.max_step_tokens = num("steptok");
   if (num("seed") !== undefined) body.seed = num("seed");
   state.ctl = new AbortController(); $("go").disabled = true; $("stop").disabled = false;

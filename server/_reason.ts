@@ -113,6 +113,32 @@ export interface ReasonResult {
 
 const finite = (x: number): number | null => (Number.isFinite(x) ? x : null);
 
+/** Request fields only some strategies read, and which. */
+const UNREAD: [keyof ReasonRequest, readonly Strategy[]][] = [
+  ["n", ["best-of-n", "step-greedy", "beam"]],
+  ["k", ["mcts", "beam"]],
+  ["temperature", ["mcts", "best-of-n", "step-greedy", "beam"]],
+  ["include_tree", ["mcts"]],
+];
+
+/**
+ * A `/v1/reason` setting the strategy would ignore is refused, as the CLI refuses the flag: a
+ * client that sends it expects an effect it would not get. (Chat is exempt: OpenAI clients send
+ * `temperature` whatever the server's strategy.)
+ */
+function refuseUnread(r: ReasonRequest, strategy: Strategy): void {
+  for (const [field, readers] of UNREAD) {
+    if (r[field] !== undefined && r[field] !== false && !readers.includes(strategy)) {
+      throw apiError(
+        400,
+        `${field}: not read by strategy '${strategy}' (only by ${
+          readers.join(", ")
+        }); leave it out`,
+      );
+    }
+  }
+}
+
 /** The search settings of a request. */
 export function solveOptionsOf(
   r: ReasonRequest,
@@ -262,6 +288,7 @@ export function registerReason(app: Hono, ctx: AppContext): void {
     const body = parseOr400(reasonSchema(ctx.config.limits), await readJson(c));
     const models = ctx.models.need();
     const options = solveOptionsOf(body, ctx, models);
+    refuseUnread(body, options.strategy);
     const rs = requestSignal(c, ctx);
     const ticket = reserve(ctx, rs.signal);
     const id = `rsn-${crypto.randomUUID()}`;

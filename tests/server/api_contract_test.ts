@@ -129,7 +129,12 @@ Deno.test("answer is the stated answer as written, or null when none is stated",
       for (const strategy of ["greedy", "best-of-n"]) {
         const r = await (await fetch(
           `${s.url}/v1/reason`,
-          post({ question: "q", strategy, n: 2, max_depth: 3 }),
+          post({
+            question: "q",
+            strategy,
+            ...(strategy === "greedy" ? {} : { n: 2 }),
+            max_depth: 3,
+          }),
         )).json();
         assert.equal(r.answer, answer, `${strategy}: ${r.text}`);
       }

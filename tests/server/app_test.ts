@@ -124,13 +124,36 @@ Deno.test("greedy works without a reward model; other strategies say they need o
   assert.match((await rw.json()).error.message, /no reward model/);
 });
 
-Deno.test("every strategy answers through /v1/reason", async () => {
-  for (const strategy of ["mcts", "greedy", "best-of-n", "step-greedy", "beam"]) {
-    const r = await app().request("/v1/reason", post({ question: "q", strategy, n: 2, k: 2 }));
+Deno.test("every strategy answers through /v1/reason; a setting it does not read is a 400", async () => {
+  const reads: Record<string, object> = {
+    mcts: { k: 2 },
+    greedy: {},
+    "best-of-n": { n: 2 },
+    "step-greedy": { n: 2 },
+    beam: { n: 2, k: 2 },
+  };
+  for (const [strategy, settings] of Object.entries(reads)) {
+    const r = await app().request("/v1/reason", post({ question: "q", strategy, ...settings }));
     assert.equal(r.status, 200, strategy);
     const body = await r.json();
     assert.equal(body.strategy, strategy);
     assert.ok(body.steps.length >= 1, strategy);
+  }
+  for (
+    const [strategy, extra, message] of [
+      [
+        "mcts",
+        { n: 2 },
+        /^n: not read by strategy 'mcts' \(only by best-of-n, step-greedy, beam\)/,
+      ],
+      ["greedy", { k: 2 }, /^k: not read by strategy 'greedy'/],
+      ["greedy", { temperature: 0.5 }, /^temperature: not read by strategy 'greedy'/],
+      ["beam", { include_tree: true }, /^include_tree: not read by strategy 'beam'/],
+    ] as [string, object, RegExp][]
+  ) {
+    const r = await app().request("/v1/reason", post({ question: "q", strategy, ...extra }));
+    assert.equal(r.status, 400, `${strategy} ${JSON.stringify(extra)}`);
+    assert.match((await r.json()).error.message, message);
   }
 });
 
@@ -391,4 +414,16 @@ Deno.test("exports drop repeated lines as the CLI does; unknown query parameters
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
+});
+
+Deno.test("chat with the greedy strategy still takes temperature (OpenAI clients send it)", async () => {
+  const r = await app().request(
+    "/v1/chat/completions",
+    post({
+      messages: [{ role: "user", content: "q" }],
+      temperature: 0.7,
+      arborist: { strategy: "greedy" },
+    }),
+  );
+  assert.equal(r.status, 200);
 });
