@@ -4,7 +4,6 @@
  *
  * @module
  */
-import { createHash } from "node:crypto";
 import { relative, resolve } from "node:path";
 import { parseArgs, type ParseArgsConfig } from "node:util";
 import {
@@ -41,8 +40,9 @@ import {
   runAgent,
   type RunReport,
   type Scorer,
+  STRATEGY_SETTINGS,
 } from "./agent/mod.ts";
-import { type Dtype, OnnxPolicy, weightsDigest } from "./inference/mod.ts";
+import { type Dtype, fileSha256, OnnxPolicy, weightsDigest } from "./inference/mod.ts";
 import {
   type Aggregation,
   AGGREGATIONS,
@@ -59,7 +59,7 @@ import {
   exportCommand,
   numberFlag,
 } from "./self_train/mod.ts";
-import { CHOOSE_RULES, type ChooseRule } from "./mcts/mod.ts";
+import { CHOOSE_RULES, type ChooseRule, DEFAULT_TEMPERATURE } from "./mcts/mod.ts";
 import { SERVE_OPTIONS, SERVE_USAGE, serveCommand } from "./server/mod.ts";
 import { openStore, parseShard } from "./store/mod.ts";
 
@@ -517,11 +517,9 @@ const STRATEGY_FLAGS: Record<string, readonly AgentStrategy[]> = {
   "full-depth": ["annotate"],
   "c-puct": ["mcts"],
   choose: ["mcts"],
-  k: ["mcts", "beam", "annotate"],
-  n: ["best-of-n", "step-greedy", "beam"],
+  ...STRATEGY_SETTINGS,
   orm: ["best-of-n"],
   aggregation: ["best-of-n", "mcts"],
-  temperature: ["mcts", "best-of-n", "step-greedy", "beam", "annotate"], // greedy decodes at 0
 };
 
 /** A flag the strategy would ignore is a usage error that says which strategies read it. */
@@ -754,7 +752,10 @@ async function runEval(values: Record<string, unknown>): Promise<void> {
   const config = {
     configVersion: 2,
     problems: place(values.problems),
-    problemsSha256: await problemsDigest(values.problems as string),
+    // the file's content, so an edited file is not resumed (null for synthetic:N)
+    problemsSha256: String(values.problems).startsWith("synthetic:")
+      ? null
+      : await fileSha256(values.problems as string),
     seed: settings.seed,
     policy: place(policyAt),
     scorers: Object.fromEntries(named.map((k) => [k, place(values[k])])),
@@ -764,7 +765,7 @@ async function runEval(values: Record<string, unknown>): Promise<void> {
     maxDepth: settings.maxDepth ?? MAX_DEPTH,
     maxStepTokens: settings.maxStepTokens ?? DEFAULT_MAX_STEP_TOKENS,
     paper: values.paper === true,
-    temperature: settings.temperature ?? 1,
+    temperature: settings.temperature ?? DEFAULT_TEMPERATURE,
     weights,
   };
   const legacyConfig = {
@@ -863,15 +864,6 @@ function place(x: unknown): unknown {
   const b = bundledRelative(x);
   if (typeof b !== "string" || b.includes("://") || b.startsWith("synthetic:")) return b;
   return relative(Deno.cwd(), resolve(b)) || ".";
-}
-
-/** SHA-256 of a problem file (null for `synthetic:N`), so an edited file is not resumed. */
-async function problemsDigest(at: string): Promise<string | null> {
-  if (at.startsWith("synthetic:")) return null;
-  const hash = createHash("sha256");
-  using file = await Deno.open(at);
-  for await (const chunk of file.readable) hash.update(chunk);
-  return hash.digest("hex");
 }
 
 /**

@@ -62,15 +62,18 @@ export async function* recordsOfFile(path: string): AsyncGenerator<RawRecord> {
 }
 
 async function* linesOf(path: string): AsyncGenerator<string> {
-  await checkText(path);
   const file = await Deno.open(path);
-  let pending = "";
-  for await (const chunk of file.readable.pipeThrough(new TextDecoderStream())) {
-    pending += chunk;
+  const decoder = new TextDecoder();
+  let pending = "", first = true;
+  for await (const bytes of file.readable) {
+    if (first) checkText(path, bytes); // the first bytes tell a compressed or UTF-16 file
+    first = false;
+    pending += decoder.decode(bytes, { stream: true });
     const parts = pending.split("\n");
     pending = parts.pop() ?? "";
     yield* parts;
   }
+  pending += decoder.decode();
   if (pending !== "") yield pending;
 }
 
@@ -85,13 +88,10 @@ const NOT_TEXT: [magic: number[], what: string][] = [
   [[0xfe, 0xff], "UTF-16 text: convert it to UTF-8 (iconv -f UTF-16 -t UTF-8)"],
 ];
 
-/** Refuse, naming what it is, a file that is compressed or not UTF-8 (its first bytes tell). */
-async function checkText(path: string): Promise<void> {
-  using file = await Deno.open(path);
-  const head = new Uint8Array(8);
-  const n = await file.read(head) ?? 0;
+/** Refuse, naming what it is, a file whose first bytes show it compressed or not UTF-8. */
+function checkText(path: string, head: Uint8Array): void {
   for (const [magic, what] of NOT_TEXT) {
-    if (n >= magic.length && magic.every((b, i) => head[i] === b)) {
+    if (head.length >= magic.length && magic.every((b, i) => head[i] === b)) {
       throw new Error(`Cannot read ${path}: it is ${what}`);
     }
   }

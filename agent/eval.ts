@@ -9,7 +9,7 @@
  * @module
  */
 import { type PolicyModel, Progress } from "../inference/mod.ts";
-import { bestOfN, greedy, type Solution, stepGreedy } from "../mcts/mod.ts";
+import { argBest, bestOfN, greedy, type Solution, stepGreedy } from "../mcts/mod.ts";
 import { aggregateScores, type Aggregation, type RewardModel } from "../reward/mod.ts";
 import { PolicySteps, type PolicyStepsOptions, RewardSteps } from "./adapters.ts";
 import { gradeKindFor, gradeSolution } from "./grading.ts";
@@ -247,12 +247,9 @@ async function evaluateOne(
     for (const sc of options.scorers.filter((s) => joins(s, "best-of-n"))) {
       const scored = await scoreAll(p.question, pool, sc, options.aggregation ?? "min");
       for (const n of ns) {
-        // No candidates (the policy proposed nothing, e.g. a question over its context): a miss.
-        const best = scored.slice(0, n).reduce<Solution | undefined>(
-          (a, b) => (a === undefined || b.score > a.score ? b : a),
-          undefined,
-        );
-        if (best && ok(best)) hits.push(pointKey("best-of-n", sc.name, n));
+        // No candidates (the policy proposed nothing, e.g. a question over its context): the
+        // empty solution, a miss.
+        if (ok(argBest(scored.slice(0, n)))) hits.push(pointKey("best-of-n", sc.name, n));
       }
     }
   }

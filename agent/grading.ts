@@ -82,8 +82,8 @@ const BARE_MAX_CHARS = 100;
 /**
  * The whole text when it is a bare answer rather than prose: one short line with no word
  * (a run of three or more letters, LaTeX command and environment names excluded) or that is one
- * word alone
- * (`odd`, `\text{Monday}`). A number with words ("3 apples") is left to the other rules.
+ * word alone (`odd`, `\text{Monday}`). A number with words ("3 apples") is left to the other
+ * rules.
  */
 function bareAnswer(text: string): string | undefined {
   const s = text.trim();

@@ -7,12 +7,15 @@
 import { type PolicyModel, Progress } from "../inference/mod.ts";
 import {
   annotate,
+  ANNOTATE_TEMPERATURE,
   beam,
   bestOfN,
   type Budget,
   type ChooseRule,
+  DEFAULT_TEMPERATURE,
   greedy,
   mcts,
+  MCTS_DEFAULTS,
   type SearchEvent,
   type Solution,
   type SolutionScorer,
@@ -66,6 +69,21 @@ export const ANNOTATE_FULL_DEPTH = 2;
 
 /** Default maximum steps of a solution: 7 operations, a correction or two, and the answer. */
 export const MAX_DEPTH = 12;
+
+/** N of best-of-n and step-greedy, and beam width, when none is given. */
+export const DEFAULT_N = 4;
+
+/**
+ * Which strategies read each search setting: the one table behind the CLI's refusal of a flag
+ * the strategy ignores, the server's refusal of such a field, and what a run records.
+ */
+export const STRATEGY_SETTINGS: {
+  readonly [setting in "n" | "k" | "temperature"]: readonly AgentStrategy[];
+} = {
+  n: ["best-of-n", "step-greedy", "beam"],
+  k: ["mcts", "beam", "annotate"],
+  temperature: ["mcts", "best-of-n", "step-greedy", "beam", "annotate"], // greedy decodes at 0
+};
 
 /** MCTS's per-problem budget when none is given. */
 const MCTS_BUDGET: Budget = Object.freeze({ simulations: 24 });
@@ -169,7 +187,7 @@ export async function solve(
     const r = await mcts(question, {
       ...common,
       reward,
-      k: options.k ?? 5,
+      k: options.k ?? MCTS_DEFAULTS.k,
       budget: options.budget ?? MCTS_BUDGET,
       pruneGap: options.pruneGap ?? MCTS_PRUNE_GAP,
       cPuct: options.cPuct,
@@ -214,16 +232,20 @@ export async function solve(
   let res;
   if (strategy === "greedy") res = await greedy(question, common);
   else if (strategy === "best-of-n") {
-    res = await bestOfN(question, { ...common, n: options.n ?? 4, scorer: scorerOf(models, agg) });
+    res = await bestOfN(question, {
+      ...common,
+      n: options.n ?? DEFAULT_N,
+      scorer: scorerOf(models, agg),
+    });
   } else if (strategy === "step-greedy") {
     const reward = new RewardSteps(needReward(models, strategy));
-    res = await stepGreedy(question, { ...common, n: options.n ?? 4, reward });
+    res = await stepGreedy(question, { ...common, n: options.n ?? DEFAULT_N, reward });
   } else if (strategy === "beam") {
     const reward = new RewardSteps(needReward(models, strategy));
     res = await beam(question, {
       ...common,
-      width: options.n ?? 4,
-      expand: options.k ?? 5,
+      width: options.n ?? DEFAULT_N,
+      expand: options.k ?? MCTS_DEFAULTS.k,
       reward,
     });
   } else {
@@ -451,20 +473,23 @@ function configOf(
     ...(o.models.orm && o.models.reward ? { orm: o.models.orm.id } : {}),
   };
   if (version < 2) return { ...head, ...legacyConfigOf(o) };
-  const s = o.strategy, mcts = s === "mcts";
+  const s = o.strategy, mcts = s === "mcts", annotating = s === "annotate";
+  const reads = (setting: keyof typeof STRATEGY_SETTINGS) => STRATEGY_SETTINGS[setting].includes(s);
   return {
     configVersion: CONFIG_VERSION,
     ...head,
     // the format the problems were read as: the same file read as another is other problems
     format,
-    n: s === "best-of-n" || s === "step-greedy" || s === "beam" ? o.n ?? 4 : null,
-    k: mcts || s === "beam" ? o.k ?? 5 : s === "annotate" ? o.k ?? ANNOTATE_K : null,
+    n: reads("n") ? o.n ?? DEFAULT_N : null,
+    k: reads("k") ? o.k ?? (annotating ? ANNOTATE_K : MCTS_DEFAULTS.k) : null,
     maxDepth: o.maxDepth ?? MAX_DEPTH,
     budget: o.budget ?? (mcts ? MCTS_BUDGET : null),
     aggregation: o.aggregation ?? "min",
-    temperature: s === "greedy" ? 0 : o.temperature ?? (s === "annotate" ? 0.1 : 1),
-    cPuct: mcts ? o.cPuct ?? 1.5 : null,
-    choose: mcts ? o.choose ?? "step" : null,
+    temperature: reads("temperature")
+      ? o.temperature ?? (annotating ? ANNOTATE_TEMPERATURE : DEFAULT_TEMPERATURE)
+      : 0,
+    cPuct: mcts ? o.cPuct ?? MCTS_DEFAULTS.cPuct : null,
+    choose: mcts ? o.choose ?? MCTS_DEFAULTS.choose : null,
     pruneGap: mcts ? o.pruneGap ?? MCTS_PRUNE_GAP : null,
     ...(s === "annotate" ? { fullDepth: o.fullDepth ?? ANNOTATE_FULL_DEPTH } : {}),
     maxStepTokens: o.steps?.maxStepTokens ?? DEFAULT_MAX_STEP_TOKENS,

@@ -264,8 +264,13 @@ export async function weightsDigest(location: string): Promise<string> {
   return createHash("sha256").update(parts.join("\n")).digest("hex").slice(0, 16);
 }
 
-/** SHA-256 of a file in hex, read in 4 MiB pieces. */
-async function fileSha256(path: string): Promise<string> {
+/**
+ * SHA-256 of a file in hex, read in 4 MiB pieces (never the whole file in memory).
+ *
+ * @param path The file.
+ * @returns 64 hex digits.
+ */
+export async function fileSha256(path: string): Promise<string> {
   const h = createHash("sha256");
   using f = await Deno.open(path);
   const buf = new Uint8Array(4 << 20);

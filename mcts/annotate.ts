@@ -12,6 +12,9 @@ import { type Budget, BudgetMeter, childSeed } from "./_budget.ts";
 import { labelMonteCarlo, StepTree } from "./tree.ts";
 import type { Grader, StepPolicy, StepReward, TreeNode } from "./types.ts";
 
+/** Sampling temperature of an annotation tree when none is given (the reference code's). */
+export const ANNOTATE_TEMPERATURE = 0.1;
+
 /** Options of {@linkcode annotate}. */
 export interface AnnotateOptions {
   /** Proposes steps. */
@@ -65,7 +68,7 @@ export async function annotate(question: string, options: AnnotateOptions): Prom
     const props = await options.policy.propose(question, steps, {
       k: node.depth < (options.fullDepth ?? Infinity) ? k : 1,
       seed: childSeed(seed, node.id),
-      temperature: options.temperature ?? 0.1,
+      temperature: options.temperature ?? ANNOTATE_TEMPERATURE,
       signal: options.signal,
     });
     meter.simulations++;

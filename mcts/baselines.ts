@@ -6,6 +6,7 @@
  * @module
  */
 import { type Budget, BudgetMeter, childSeed, scoreEach } from "./_budget.ts";
+import { DEFAULT_TEMPERATURE } from "./search.ts";
 import type { StepPolicy, StepReward } from "./types.ts";
 
 /** A finished (or cut) solution. */
@@ -130,7 +131,7 @@ export async function bestOfN(
 ): Promise<BaselineResult> {
   checkN(options.n);
   const meter = new BudgetMeter(options.budget ?? {}, options);
-  const seed = options.seed ?? 0, temperature = options.temperature ?? 1;
+  const seed = options.seed ?? 0, temperature = options.temperature ?? DEFAULT_TEMPERATURE;
   const first = await options.policy.propose(question, [], {
     k: options.n,
     seed,
@@ -161,8 +162,11 @@ function checkN(n: number): void {
 /**
  * The best-scored solution; with none (the policy proposed nothing: a question over its
  * context, a dead end) an empty, unfinished one, which grades as wrong.
+ *
+ * @param c The candidates (ties: the first).
+ * @returns The best, or the empty solution.
  */
-function argBest(c: Solution[]): Solution {
+export function argBest(c: readonly Solution[]): Solution {
   if (c.length === 0) return { steps: [], stepRewards: [], score: NaN, complete: false, tokens: 0 };
   return c.reduce((a, b) => (b.score > a.score ? b : a));
 }
@@ -205,7 +209,7 @@ export async function beam(
       const props = await options.policy.propose(question, b.steps, {
         k: options.expand,
         seed: childSeed(seed, depth * 1000 + bi),
-        temperature: options.temperature ?? 1,
+        temperature: options.temperature ?? DEFAULT_TEMPERATURE,
         signal: options.signal,
       });
       meter.simulations++;

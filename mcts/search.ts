@@ -95,8 +95,20 @@ export function puct(child: TreeNode, parentVisits: number, cPuct: number): numb
   return child.value + cPuct * child.prior * Math.sqrt(parentVisits + 1) / (1 + child.visits);
 }
 
+/** Sampling temperature of proposed steps when none is given (MCTS and the baselines). */
+export const DEFAULT_TEMPERATURE = 1;
+
+/** MCTS settings when none are given: children per expansion, PUCT constant, answer rule. */
+export const MCTS_DEFAULTS: {
+  readonly k: number;
+  readonly cPuct: number;
+  readonly choose: ChooseRule;
+} = { k: 5, cPuct: 1.5, choose: "step" };
+
 function validate(o: MctsOptions) {
-  const k = o.k ?? 5, maxDepth = o.maxDepth ?? 7, cPuct = o.cPuct ?? 1.5;
+  const k = o.k ?? MCTS_DEFAULTS.k,
+    maxDepth = o.maxDepth ?? 7,
+    cPuct = o.cPuct ?? MCTS_DEFAULTS.cPuct;
   const rolloutWeight = o.rolloutWeight ?? 0;
   const check = (name: string, v: number, ok: boolean) => {
     if (!ok) {
@@ -123,7 +135,7 @@ export async function mcts(question: string, options: MctsOptions): Promise<Sear
   const tree = new StepTree();
   const seed = options.seed ?? 0;
   const ctx = { question, tree, meter, options, k, maxDepth, seed };
-  const choose = options.choose ?? "step";
+  const choose = options.choose ?? MCTS_DEFAULTS.choose;
   let best = "";
   while (!meter.exhausted()) {
     const leaf = select(tree, cPuct, maxDepth);
@@ -184,7 +196,7 @@ async function expand(ctx: Ctx, leaf: TreeNode): Promise<TreeNode[]> {
   const proposals = await options.policy.propose(question, steps, {
     k: ctx.k,
     seed: childSeed(ctx.seed, leaf.id),
-    temperature: options.temperature ?? 1,
+    temperature: options.temperature ?? DEFAULT_TEMPERATURE,
     signal: options.signal,
   });
   ctx.meter.tokens += proposals.reduce((s, p) => s + p.tokens, 0);

@@ -35,7 +35,7 @@ import {
 import { evaluateProcessBench, readProcessBench } from "./processbench.ts";
 import { readPrm800k } from "./prm800k.ts";
 import { runRewardSamples } from "./run_samples.ts";
-import { plainPrompt, sftRecords } from "./sft.ts";
+import { plainPrompt, SFT_MIN_MC, SFT_PSEUDO_MIN_REWARD, sftRecords } from "./sft.ts";
 
 /** Where a command writes: lines to stdout, diagnostics to stderr. */
 export interface CommandIo {
@@ -361,7 +361,7 @@ function exportPlan(v: Record<string, unknown>): ExportPlan {
     json: v.json === true,
     policy,
     topK: numberFlag(v, "top-k", { integer: true, min: 1 }) ?? 20,
-    minMc: numberFlag(v, "min-mc", { min: 0, max: 1 }) ?? 0.95,
+    minMc: numberFlag(v, "min-mc", { min: 0, max: 1 }) ?? SFT_MIN_MC,
     minReward: numberFlag(v, "min-reward", { min: 0, max: 1 }),
     v,
   };
@@ -538,7 +538,7 @@ async function exportSft(
         `warning: no records: no solution of run '${runId}' was selected (with a gold answer: Monte-Carlo score >= --min-mc ${ctx.minMc}, or graded correct${
           ctx.minReward === undefined ? "" : ` with a reward >= --min-reward ${ctx.minReward}`
         }; without one: the reward-weighted majority answer with a reward >= --min-reward ${
-          ctx.minReward ?? 0.5
+          ctx.minReward ?? SFT_PSEUDO_MIN_REWARD
         }); see the run's accuracy, or lower the thresholds`,
       );
     }

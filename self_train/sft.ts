@@ -56,6 +56,12 @@ export interface SftCandidate {
   source: string;
 }
 
+/** The Monte-Carlo score a solution needs to be trained on (the reference code's 0.95). */
+export const SFT_MIN_MC = 0.95;
+
+/** The reward a pseudo-labelled solution (no gold answer) needs when no floor is given. */
+export const SFT_PSEUDO_MIN_REWARD = 0.5;
+
 /** Thresholds of {@linkcode selectSft}. */
 export interface SftThresholds {
   /** Keep solutions whose Monte-Carlo score is at least this (default 0.95, the reference's). */
@@ -108,9 +114,8 @@ export function selectSft(
   candidates: readonly SftCandidate[],
   options: SftThresholds & { gold: boolean },
 ): (SftCandidate & { pseudoLabel: boolean })[] {
-  const minMc = options.minMc ?? 0.95, minReward = options.minReward ?? 0.5;
+  const minMc = options.minMc ?? SFT_MIN_MC, floor = options.minReward;
   if (options.gold) {
-    const floor = options.minReward;
     const rewarded = (c: SftCandidate) =>
       floor === undefined || !Number.isFinite(c.score) || c.score >= floor;
     return candidates
@@ -121,6 +126,7 @@ export function selectSft(
   }
   const majority = weightedMajority(candidates);
   if (majority === undefined) return [];
+  const minReward = floor ?? SFT_PSEUDO_MIN_REWARD;
   return candidates
     .filter((c) => c.score >= minReward && c.answer === majority)
     .map((c) => ({ ...c, pseudoLabel: true }));

@@ -294,7 +294,7 @@ async function chatSearches(
   for (let i = 0; i < n; i++) {
     const ms = Math.max(0, end - performance.now()) / (n - i);
     const budget = { ...options.budget, ms: Number.isFinite(ms) ? ms : undefined };
-    const solve = { ...options, seed: options.seed! + i, budget };
+    const solve = { ...options, seed: options.seed + i, budget };
     const s = await runSearch(question, { models: o.models, solve, ctx: o.ctx, rs: o.rs });
     out.push(
       resultOf(`${o.id}-${i}`, s, {

@@ -15,6 +15,7 @@ import {
   type SolveOptions,
   STRATEGIES,
   type Strategy,
+  STRATEGY_SETTINGS,
 } from "../agent/mod.ts";
 import { type SearchEvent, StepTree, type TreeNode } from "../mcts/mod.ts";
 import type { Limits } from "./_config.ts";
@@ -113,11 +114,14 @@ export interface ReasonResult {
 
 const finite = (x: number): number | null => (Number.isFinite(x) ? x : null);
 
-/** Request fields only some strategies read, and which. */
-const UNREAD: [keyof ReasonRequest, readonly Strategy[]][] = [
-  ["n", ["best-of-n", "step-greedy", "beam"]],
-  ["k", ["mcts", "beam"]],
-  ["temperature", ["mcts", "best-of-n", "step-greedy", "beam"]],
+/** Settings the search strategies serve here (annotate is not one). */
+type ServedOptions = SolveOptions & { strategy: Strategy; seed: number };
+
+/** Request fields only some strategies read, and which (the agent's table, and the tree). */
+const UNREAD: [keyof ReasonRequest, readonly string[]][] = [
+  ["n", STRATEGY_SETTINGS.n],
+  ["k", STRATEGY_SETTINGS.k],
+  ["temperature", STRATEGY_SETTINGS.temperature],
   ["include_tree", ["mcts"]],
 ];
 
@@ -132,7 +136,7 @@ function refuseUnread(r: ReasonRequest, strategy: Strategy): void {
       throw apiError(
         400,
         `${field}: not read by strategy '${strategy}' (only by ${
-          readers.join(", ")
+          readers.filter((x) => STRATEGIES.includes(x as Strategy)).join(", ")
         }); leave it out`,
       );
     }
@@ -144,7 +148,7 @@ export function solveOptionsOf(
   r: ReasonRequest,
   ctx: AppContext,
   models: LoadedModels,
-): SolveOptions & { strategy: Strategy } {
+): ServedOptions {
   const strategy = r.strategy ?? (models.reward ? "mcts" : "greedy");
   if (strategy !== "greedy" && !models.reward) {
     throw apiError(
@@ -301,7 +305,7 @@ export function registerReason(app: Hono, ctx: AppContext): void {
       return c.json(resultOf(id, s, {
         strategy: options.strategy,
         models,
-        seed: options.seed!,
+        seed: options.seed,
         includeTree: body.include_tree,
       }));
     } finally {
@@ -313,7 +317,7 @@ export function registerReason(app: Hono, ctx: AppContext): void {
 interface StreamArgs {
   body: ReasonRequest;
   models: LoadedModels;
-  options: SolveOptions & { strategy: Strategy };
+  options: ServedOptions;
   rs: RequestSignal;
   ticket: { ready: Promise<void>; release(): void };
   id: string;
@@ -393,7 +397,7 @@ function streamReason(c: Context, a: StreamArgs): Response {
         resultOf(id, s, {
           strategy: options.strategy,
           models,
-          seed: options.seed!,
+          seed: options.seed,
           includeTree: body.include_tree,
         }),
       );

@@ -40,7 +40,7 @@ from torch import nn
 from . import export as ex
 from .data import MIN_MAX_LEN, read_sft_data, sft_batch
 from .losses import KL_FORMS, KL_SUPPORTS, sft_loss
-from .model import LIKELIHOOD_MARKER_KEY, Qwen2Config
+from .model import LIKELIHOOD_MARKER_KEY
 from .training import LoopConfig, check_common_args, file_digest, print_summary, run_cli, setup_runtime, train
 from .weights import DEFAULT_MAX_LEN, init_model, log, model_config, resolve_max_len, write_model_dir
 from .weights import tokenizer_dir as find_tokenizer_dir
@@ -121,7 +121,7 @@ def main(argv: list[str] | None = None) -> int:
     check_policy_config(hf_source, config_where)
     args.max_len = resolve_max_len(args.max_len, hf_source, config_where)
     tokenizer_dir = find_tokenizer_dir(args.init, args.tokenizer)
-    vocab_size = Qwen2Config.from_hf_dict(hf_source, config_where).vocab_size
+    vocab_size = hf_source["vocab_size"]  # model_config checked it (a required integer >= 1)
     # token ids are checked against the vocabulary as they are read (FILE:LINE, field)
     examples = read_sft_data(args.data, max_len=args.max_len, need_ref=args.beta != 0, vocab_size=vocab_size)
     model, hf, fresh = init_model("causal-lm", 0, init=args.init, config=args.config, seed=args.seed,
